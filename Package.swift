@@ -1,0 +1,108 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "steprund",
+    products: [
+        .executable(name: "steprund", targets: ["steprund"]),
+        .library(name: "StepRunClient", targets: ["StepRunClient"]),
+        .library(name: "StepRunCore", targets: ["StepRunCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: C adapters
+        .systemLibrary(
+            name: "CLibPQ",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "CStepRunProto",
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+
+        // MARK: Domain and wire
+        .target(
+            name: "StepRunCore"
+        ),
+        .target(
+            name: "StepRunWire",
+            dependencies: [
+                "CStepRunProto",
+                "StepRunCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
+        // MARK: Postgres repository
+        .target(
+            name: "StepRunPostgres",
+            dependencies: [
+                "CLibPQ",
+                "StepRunCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Daemon and client
+        .target(
+            name: "StepRunServer",
+            dependencies: [
+                "StepRunCore",
+                "StepRunWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "StepRunClient",
+            dependencies: [
+                "StepRunCore",
+                "StepRunWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "steprund",
+            dependencies: [
+                "StepRunCore",
+                "StepRunPostgres",
+                "StepRunServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "StepRunCoreTests",
+            dependencies: ["StepRunCore"]
+        ),
+        .testTarget(
+            name: "StepRunPostgresTests",
+            dependencies: ["StepRunPostgres", "StepRunCore"]
+        ),
+        .testTarget(
+            name: "StepRunWireTests",
+            dependencies: ["StepRunWire", "StepRunCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "StepRunEndToEndTests",
+            dependencies: [
+                "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

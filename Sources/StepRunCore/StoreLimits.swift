@@ -1,0 +1,20 @@
+/// Size limits the store enforces on every call before any SQL runs.
+public struct StoreLimits: Sendable, Hashable {
+    /// Largest JSON payload, in bytes of UTF-8 text (default 1 MiB).
+    public var maxPayloadBytes: Int
+    /// Most steps named in one `scheduleSteps` or `deletePendingSteps` call.
+    public var maxStepsPerCall: Int
+    /// Most operations in one `transaction`.
+    public var maxTransactionOperations: Int
+
+    /// Longest step name, in UTF-8 bytes.
+    public static let maxStepNameBytes = 255
+
+    public init(maxPayloadBytes: Int = 1 << 20, maxStepsPerCall: Int = 10_000, maxTransactionOperations: Int = 1_000) {
+        self.maxPayloadBytes = maxPayloadBytes
+        self.maxStepsPerCall = maxStepsPerCall
+        self.maxTransactionOperations = maxTransactionOperations
+    }
+
+    public static let `default` = StoreLimits()
+}

@@ -1,0 +1,126 @@
+import Foundation
+
+/// One call to the store: every operation of the contract, with its arguments.
+///
+/// The repository, the wire protocol and the client all speak this type, so each side has one
+/// place that knows about every operation. `StepRunStore`'s typed methods build these.
+public enum StoreRequest: Sendable, Hashable {
+    case beginStep(runID: UUID, step: String, input: JSONPayload, recovery: JSONPayload?)
+    case scheduleStep(runID: UUID, step: String, input: JSONPayload, recovery: JSONPayload?)
+    case scheduleSteps(runID: UUID, steps: [ScheduledStep])
+    case deletePendingSteps(runID: UUID, steps: [String])
+    case completeStep(stepRunID: UUID, output: JSONPayload)
+    case completeManualStep(stepRunID: UUID, output: JSONPayload, manual: JSONPayload)
+    case failStep(stepRunID: UUID, error: JSONPayload)
+    case persistPauseResume(stepRunID: UUID, output: JSONPayload, target: ResumeTarget)
+    case persistApprovalResume(stepRunID: UUID, okTarget: ResumeTarget, errorTarget: ResumeTarget, outputKey: String?)
+    case recordFailureRecovery(stepRunID: UUID, strategy: RecoveryStrategy, target: String)
+    case updateRecovery(stepRunID: UUID, recovery: JSONPayload)
+    case getStepRun(runID: UUID, step: String)
+    case completedSteps(runID: UUID)
+    case completedOutputs(runID: UUID)
+    case completedStepRunsForCompensation(runID: UUID)
+    case stepStatuses(runID: UUID)
+    case beginAttempt(stepRunID: UUID)
+    case completeAttempt(attemptID: UUID)
+    case failAttempt(attemptID: UUID, error: JSONPayload)
+    case recordAttempt(stepRunID: UUID, attemptNumber: Int, status: AttemptStatus, error: JSONPayload?)
+    case attemptCount(stepRunID: UUID)
+    case latestAttempt(stepRunID: UUID)
+    case listAttempts(stepRunID: UUID)
+    case purgeRun(runID: UUID)
+    /// Several write operations applied all or nothing, in order.
+    case transaction([StoreRequest])
+
+    /// The operation's contract name (`begin_step`), used in logs, metrics and errors.
+    public var operationName: String {
+        switch self {
+        case .beginStep: "begin_step"
+        case .scheduleStep: "schedule_step"
+        case .scheduleSteps: "schedule_steps"
+        case .deletePendingSteps: "delete_pending_steps"
+        case .completeStep: "complete_step"
+        case .completeManualStep: "complete_manual_step"
+        case .failStep: "fail_step"
+        case .persistPauseResume: "persist_pause_resume"
+        case .persistApprovalResume: "persist_approval_resume"
+        case .recordFailureRecovery: "record_failure_recovery"
+        case .updateRecovery: "update_recovery"
+        case .getStepRun: "get_step_run"
+        case .completedSteps: "completed_steps"
+        case .completedOutputs: "completed_outputs"
+        case .completedStepRunsForCompensation: "completed_step_runs_for_compensation"
+        case .stepStatuses: "step_statuses"
+        case .beginAttempt: "begin_attempt"
+        case .completeAttempt: "complete_attempt"
+        case .failAttempt: "fail_attempt"
+        case .recordAttempt: "record_attempt"
+        case .attemptCount: "attempt_count"
+        case .latestAttempt: "latest_attempt"
+        case .listAttempts: "list_attempts"
+        case .purgeRun: "purge_run"
+        case .transaction: "transaction"
+        }
+    }
+
+    /// True for the write operations that may appear inside a `transaction`.
+    public var isTransactional: Bool {
+        switch self {
+        case .beginStep, .scheduleStep, .scheduleSteps, .deletePendingSteps, .completeStep,
+            .completeManualStep, .failStep, .persistPauseResume, .persistApprovalResume,
+            .recordFailureRecovery, .updateRecovery, .beginAttempt, .completeAttempt, .failAttempt,
+            .recordAttempt:
+            true
+        case .getStepRun, .completedSteps, .completedOutputs, .completedStepRunsForCompensation,
+            .stepStatuses, .attemptCount, .latestAttempt, .listAttempts, .purgeRun, .transaction:
+            false
+        }
+    }
+
+    /// True when the operation only reads.
+    public var isReadOnly: Bool {
+        switch self {
+        case .getStepRun, .completedSteps, .completedOutputs, .completedStepRunsForCompensation,
+            .stepStatuses, .attemptCount, .latestAttempt, .listAttempts:
+            true
+        default:
+            false
+        }
+    }
+}
+
+/// What a successful call returns; one case per shape of result.
+public enum StoreResult: Sendable, Hashable {
+    /// `beginStep`.
+    case begin(StepRun, BeginDecision)
+    /// `scheduleStep`.
+    case schedule(StepRun, ScheduleDecision)
+    /// `scheduleSteps`: the newly scheduled steps, in the order given.
+    case scheduledSteps([String])
+    /// `deletePendingSteps`: how many pending rows were deleted.
+    case deletedCount(Int)
+    /// The step run after a fenced update or `updateRecovery`.
+    case stepRun(StepRun)
+    /// `getStepRun`: nil when there is no such step.
+    case foundStepRun(StepRun?)
+    /// `completedSteps`.
+    case steps([String])
+    /// `completedOutputs`.
+    case outputs([JSONPayload])
+    /// `completedStepRunsForCompensation`.
+    case stepRuns([StepRun])
+    /// `stepStatuses`.
+    case statuses([String: StepStatus])
+    /// `beginAttempt`, `completeAttempt`, `failAttempt`, `recordAttempt`.
+    case attempt(StepAttempt)
+    /// `attemptCount`.
+    case attemptCount(Int)
+    /// `latestAttempt`: nil when none was recorded.
+    case latestAttempt(StepAttempt?)
+    /// `listAttempts`, by attempt number.
+    case attempts([StepAttempt])
+    /// `purgeRun`.
+    case purged(PurgeCounts)
+    /// `transaction`: one result per operation, in order.
+    case transaction([StoreResult])
+}
