@@ -1,0 +1,38 @@
+import StepRunCore
+
+extension PGError {
+    /// The store error a caller sees for a database failure.
+    func storeError(context: String) -> StepRunError {
+        if connectionLost {
+            return .unavailable("database unreachable while \(context): \(message)")
+        }
+        switch sqlState {
+        case "57014":  // query_canceled: statement_timeout
+            return .deadlineExceeded("the database statement timed out while \(context)")
+        case "40001", "40P01":  // serialization_failure, deadlock_detected
+            return .aborted("the database aborted the transaction while \(context) (\(message)); retry")
+        case "23505":  // unique_violation
+            return .alreadyExists("\(message) while \(context)")
+        case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004":
+            return .unavailable("database unavailable while \(context): \(message)")
+        case "53300":  // too_many_connections
+            return .unavailable("the database refused the connection while \(context): \(message)")
+        case "54000", "54001":  // program_limit_exceeded, statement_too_complex
+            return .invalidArgument(field: "payload", message: "the database refused the payload while \(context): \(message)")
+        default:
+            return .internal("database error while \(context): \(description)")
+        }
+    }
+}
+
+extension PGConnection {
+    /// `simpleQuery`, with failures already turned into the store error a caller would see.
+    @discardableResult
+    func simpleQuery(_ sql: String, context: String) throws(StepRunError) -> PGRows {
+        do {
+            return try simpleQuery(sql)
+        } catch {
+            throw error.storeError(context: context)
+        }
+    }
+}

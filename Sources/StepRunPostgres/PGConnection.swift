@@ -1,0 +1,165 @@
+import CLibPQ
+import Foundation
+import StepRunCore
+
+/// A failure reported by libpq or the server for one statement.
+struct PGError: Error, Sendable, CustomStringConvertible {
+    /// The five-character SQLSTATE, when the server sent one.
+    var sqlState: String?
+    var message: String
+    /// True when the connection itself is gone (the statement's fate may be unknown).
+    var connectionLost: Bool
+
+    var description: String { sqlState.map { "\(message) (SQLSTATE \($0))" } ?? message }
+}
+
+/// The rows of one result, copied out of libpq so the `PGresult` can be freed at once.
+struct PGRows: Sendable {
+    var columnCount: Int
+    /// Row-major text values; nil is SQL NULL.
+    var values: [String?]
+    var count: Int { columnCount == 0 ? 0 : values.count / columnCount }
+
+    subscript(row: Int, column: Int) -> String? {
+        values[row * columnCount + column]
+    }
+}
+
+/// A statement prepared once per connection under a stable name.
+struct PreparedStatement: Sendable {
+    var name: String
+    var sql: String
+}
+
+/// One libpq connection. Not thread-safe: each is owned by exactly one pool worker thread.
+final class PGConnection {
+    private var handle: OpaquePointer?
+    private var prepared: Set<String> = []
+
+    /// Opens a connection (blocking, bounded by `connect_timeout`).
+    init(parameters: [(String, String)]) throws(PGError) {
+        let keys = parameters.map { strdup($0.0) }
+        let values = parameters.map { strdup($0.1) }
+        defer {
+            keys.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        var keyPointers: [UnsafePointer<CChar>?] = keys.map { UnsafePointer($0) } + [nil]
+        var valuePointers: [UnsafePointer<CChar>?] = values.map { UnsafePointer($0) } + [nil]
+        let connection = keyPointers.withUnsafeMutableBufferPointer { keyBuffer in
+            valuePointers.withUnsafeMutableBufferPointer { valueBuffer in
+                PQconnectdbParams(keyBuffer.baseAddress, valueBuffer.baseAddress, 1)
+            }
+        }
+        guard let connection else {
+            throw PGError(sqlState: nil, message: "out of memory opening a Postgres connection", connectionLost: true)
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.trimmed(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PGError(sqlState: nil, message: message, connectionLost: true)
+        }
+        handle = connection
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Closes the connection; safe to call twice.
+    func close() {
+        if let handle {
+            PQfinish(handle)
+        }
+        handle = nil
+        prepared.removeAll()
+    }
+
+    /// True while the socket is open and in a usable state.
+    ///
+    /// An idle connection should have nothing to read: we never LISTEN, so anything the server sent
+    /// while we were not waiting for a result is a termination notice (restart, admin kill, idle
+    /// timeout) or end-of-file. Either way the connection is treated as dead here — before a
+    /// statement is sent on it, while reconnecting and running the statement is still safe.
+    var isUsable: Bool {
+        guard let handle, PQstatus(handle) == CONNECTION_OK, PQtransactionStatus(handle) == PQTRANS_IDLE else { return false }
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) == 0
+    }
+
+    /// Runs SQL that takes no parameters (may hold several statements); returns the last result's rows.
+    @discardableResult
+    func simpleQuery(_ sql: String) throws(PGError) -> PGRows {
+        let handle = try liveHandle()
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        return try rows(of: result)
+    }
+
+    /// Runs a prepared statement with text parameters, preparing it on first use on this connection.
+    func execute(_ statement: PreparedStatement, _ parameters: [String?]) throws(PGError) -> PGRows {
+        let handle = try liveHandle()
+        if !prepared.contains(statement.name) {
+            let result = PQprepare(handle, statement.name, statement.sql, 0, nil)
+            defer { PQclear(result) }
+            _ = try rows(of: result)
+            prepared.insert(statement.name)
+        }
+        let copies = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { copies.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+        let result = pointers.withUnsafeBufferPointer { buffer in
+            PQexecPrepared(handle, statement.name, Int32(parameters.count), buffer.baseAddress, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        return try rows(of: result)
+    }
+
+    private func liveHandle() throws(PGError) -> OpaquePointer {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else {
+            throw PGError(sqlState: nil, message: "connection is closed", connectionLost: true)
+        }
+        return handle
+    }
+
+    private func rows(of result: OpaquePointer?) throws(PGError) -> PGRows {
+        guard let result else {
+            throw PGError(sqlState: nil, message: Self.trimmed(PQerrorMessage(handle)), connectionLost: isBroken)
+        }
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK, PGRES_SINGLE_TUPLE:
+            let rowCount = Int(PQntuples(result))
+            let columnCount = Int(PQnfields(result))
+            var values: [String?] = []
+            values.reserveCapacity(rowCount * columnCount)
+            for row in 0..<rowCount {
+                for column in 0..<columnCount {
+                    if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                        values.append(nil)
+                    } else {
+                        values.append(String(cString: PQgetvalue(result, Int32(row), Int32(column))))
+                    }
+                }
+            }
+            return PGRows(columnCount: columnCount, values: values)
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return PGRows(columnCount: 0, values: [])
+        default:
+            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+                ?? Self.trimmed(PQresultErrorMessage(result))
+            if isBroken { close() }
+            throw PGError(sqlState: sqlState, message: message, connectionLost: handle == nil)
+        }
+    }
+
+    private var isBroken: Bool {
+        guard let handle else { return true }
+        return PQstatus(handle) != CONNECTION_OK
+    }
+
+    private static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "unknown libpq error" }
+        return String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

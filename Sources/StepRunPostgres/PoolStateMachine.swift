@@ -1,0 +1,132 @@
+/// The pool's decisions, free of threads and sockets so they can be tested directly.
+///
+/// Jobs are handed to idle workers first, then queued up to `maxWaitQueue`. Every job leaves the
+/// machine exactly once: handed to a worker, expired, cancelled, or failed at shutdown — which is
+/// what guarantees each caller is answered exactly once.
+struct PoolStateMachine<Job> {
+    /// What the submitter must do after `submit`.
+    enum SubmitAction {
+        /// Wake this idle worker; the job is in its mailbox.
+        case wake(worker: Int)
+        /// The job waits in the queue.
+        case enqueued
+        /// Refuse the job with this reason.
+        case reject(Rejection)
+    }
+
+    enum Rejection: Equatable {
+        case queueFull(limit: Int)
+        case shuttingDown
+    }
+
+    /// What an idle worker does next.
+    enum WorkerAction {
+        case run(Job)
+        /// Sleep until woken.
+        case wait
+        /// Close the connection and end the thread.
+        case exit
+    }
+
+    private struct Entry {
+        var id: UInt64
+        var job: Job
+    }
+
+    let maxWaitQueue: Int
+    private var queue: [Entry?] = []
+    private var queueHead = 0
+    private var queuedCount = 0
+    private var idleWorkers: [Int] = []
+    private var mailboxes: [Job?]
+    private var busy: Set<Int> = []
+    private(set) var isShuttingDown = false
+
+    init(workerCount: Int, maxWaitQueue: Int) {
+        self.maxWaitQueue = maxWaitQueue
+        self.mailboxes = Array(repeating: nil, count: workerCount)
+    }
+
+    var waitingCount: Int { queuedCount }
+    var idleCount: Int { idleWorkers.count }
+    var busyCount: Int { busy.count }
+
+    mutating func submit(_ job: Job, id: UInt64) -> SubmitAction {
+        guard !isShuttingDown else { return .reject(.shuttingDown) }
+        if let worker = idleWorkers.popLast() {
+            mailboxes[worker] = job
+            busy.insert(worker)
+            return .wake(worker: worker)
+        }
+        guard queuedCount < maxWaitQueue else { return .reject(.queueFull(limit: maxWaitQueue)) }
+        queue.append(Entry(id: id, job: job))
+        queuedCount += 1
+        return .enqueued
+    }
+
+    /// Called by a worker that has finished its job (or just started): the next job, or wait, or exit.
+    mutating func next(worker: Int) -> WorkerAction {
+        if let job = mailboxes[worker] {
+            mailboxes[worker] = nil
+            busy.insert(worker)
+            return .run(job)
+        }
+        if let job = dequeue() {
+            busy.insert(worker)
+            return .run(job)
+        }
+        busy.remove(worker)
+        if isShuttingDown { return .exit }
+        if !idleWorkers.contains(worker) { idleWorkers.append(worker) }
+        return .wait
+    }
+
+    /// Removes a job still waiting in the queue (deadline passed or caller cancelled).
+    mutating func remove(id: UInt64) -> Job? {
+        guard queuedCount > 0 else { return nil }
+        for index in queueHead..<queue.count {
+            if let entry = queue[index], entry.id == id {
+                queue[index] = nil
+                queuedCount -= 1
+                compact()
+                return entry.job
+            }
+        }
+        return nil
+    }
+
+    /// Stops taking jobs; returns the queued jobs to fail and the idle workers to wake so they exit.
+    mutating func shutdown() -> (queued: [Job], wake: [Int]) {
+        isShuttingDown = true
+        var jobs: [Job] = []
+        while let job = dequeue() { jobs.append(job) }
+        let wake = idleWorkers
+        idleWorkers.removeAll()
+        return (jobs, wake)
+    }
+
+    private mutating func dequeue() -> Job? {
+        while queueHead < queue.count {
+            let entry = queue[queueHead]
+            queue[queueHead] = nil
+            queueHead += 1
+            if let entry {
+                queuedCount -= 1
+                compact()
+                return entry.job
+            }
+        }
+        compact()
+        return nil
+    }
+
+    private mutating func compact() {
+        if queuedCount == 0 {
+            queue.removeAll(keepingCapacity: true)
+            queueHead = 0
+        } else if queueHead > 64 && queueHead * 2 > queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+    }
+}

@@ -1,0 +1,61 @@
+/// How the repository reaches Postgres and how its connection pool behaves.
+public struct PostgresConfiguration: Sendable {
+    /// A libpq connection URL (`postgresql://user@host:5432/db`) or key=value conninfo string.
+    public var connectionString: String
+    /// The Postgres schema that holds steprund's tables.
+    public var schema: String
+    /// Number of connections; each is driven by its own thread.
+    public var poolSize: Int
+    /// Calls that may wait for a connection; beyond this a call fails with `RESOURCE_EXHAUSTED`.
+    public var maxWaitQueue: Int
+    /// Server-side `statement_timeout` set on every connection.
+    public var statementTimeout: Duration
+    /// libpq `connect_timeout`.
+    public var connectTimeout: Duration
+    /// Deadline used for calls that come without one.
+    public var defaultTimeout: Duration
+    /// The first wait before reconnecting after a failed connection attempt; doubles up to `maxReconnectBackoff`.
+    public var initialReconnectBackoff: Duration
+    /// The longest wait between reconnection attempts.
+    public var maxReconnectBackoff: Duration
+    /// Reported to Postgres as `application_name`.
+    public var applicationName: String
+
+    public init(
+        connectionString: String, schema: String = "steprun", poolSize: Int = 8, maxWaitQueue: Int = 4096,
+        statementTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5),
+        defaultTimeout: Duration = .seconds(30), initialReconnectBackoff: Duration = .milliseconds(50),
+        maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund"
+    ) {
+        self.connectionString = connectionString
+        self.schema = schema
+        self.poolSize = poolSize
+        self.maxWaitQueue = maxWaitQueue
+        self.statementTimeout = statementTimeout
+        self.connectTimeout = connectTimeout
+        self.defaultTimeout = defaultTimeout
+        self.initialReconnectBackoff = initialReconnectBackoff
+        self.maxReconnectBackoff = maxReconnectBackoff
+        self.applicationName = applicationName
+    }
+
+    /// libpq connection parameters, our defaults first so that anything in `connectionString` wins.
+    var connectionParameters: [(String, String)] {
+        [
+            ("connect_timeout", String(max(1, connectTimeout.components.seconds))),
+            ("application_name", applicationName),
+            ("options", "-c statement_timeout=\(statementTimeout.milliseconds)"),
+            ("keepalives", "1"),
+            ("keepalives_idle", "30"),
+            ("keepalives_interval", "10"),
+            ("keepalives_count", "3"),
+            ("dbname", connectionString),
+        ]
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,260 @@
+import Dispatch
+import Foundation
+import Logging
+import StepRunCore
+import Synchronization
+
+/// A snapshot of the pool for metrics and health output.
+public struct PoolStatistics: Sendable, Hashable {
+    /// Configured number of connections.
+    public var size: Int
+    /// Workers running a call right now.
+    public var busy: Int
+    /// Workers waiting for a call.
+    public var idle: Int
+    /// Calls waiting for a free connection.
+    public var waiting: Int
+    /// Connections currently open to Postgres.
+    public var connected: Int
+}
+
+/// A fixed set of libpq connections, each owned by its own thread.
+///
+/// libpq calls block, so they never run on a Swift concurrency or NIO thread: a caller's work is
+/// queued here and its task suspends until a worker thread has run it. The queue is bounded
+/// (`RESOURCE_EXHAUSTED` when full) and every call has a deadline (`DEADLINE_EXCEEDED` if it is
+/// still waiting when the deadline passes). A worker whose connection is lost reconnects with
+/// exponential backoff; until it succeeds its calls fail fast with `UNAVAILABLE`.
+public final class PostgresPool: Sendable {
+    public let configuration: PostgresConfiguration
+    let logger: Logger
+    private let state: Mutex<PoolStateMachine<PoolJob>>
+    private let wakeups: [DispatchSemaphore]
+    private let exited = DispatchGroup()
+    private let nextJobID = Atomic<UInt64>(1)
+    private let connectedCount = Atomic<Int>(0)
+
+    public init(configuration: PostgresConfiguration, logger: Logger) {
+        precondition(configuration.poolSize >= 1, "pool size must be at least 1")
+        self.configuration = configuration
+        self.logger = logger
+        self.state = Mutex(PoolStateMachine(workerCount: configuration.poolSize, maxWaitQueue: configuration.maxWaitQueue))
+        self.wakeups = (0..<configuration.poolSize).map { _ in DispatchSemaphore(value: 0) }
+        for index in 0..<configuration.poolSize {
+            exited.enter()
+            let thread = Thread { [self] in
+                var worker = PoolWorker(index: index, pool: self)
+                worker.run()
+                exited.leave()
+            }
+            thread.name = "steprun-pg-\(index)"
+            thread.start()
+        }
+    }
+
+    /// The current numbers of busy, idle and waiting.
+    public var statistics: PoolStatistics {
+        let (busy, idle, waiting) = state.withLock { ($0.busyCount, $0.idleCount, $0.waitingCount) }
+        return PoolStatistics(
+            size: configuration.poolSize, busy: busy, idle: idle, waiting: waiting,
+            connected: connectedCount.load(ordering: .relaxed))
+    }
+
+    /// Runs `body` on a pooled connection's thread and returns its result.
+    ///
+    /// Throws `StepRunError`: `.resourceExhausted` when the wait queue is full, `.deadlineExceeded`
+    /// when the deadline passes while waiting, `.cancelled` when the calling task is cancelled while
+    /// waiting, `.unavailable` when the database cannot be reached or the pool is shut down.
+    func withConnection<Result: Sendable>(
+        deadline: ContinuousClock.Instant?,
+        _ body: @escaping @Sendable (PGConnection) throws(StepRunError) -> Result
+    ) async throws(StepRunError) -> Result {
+        let deadline = deadline ?? .now.advanced(by: configuration.defaultTimeout)
+        guard deadline > .now else {
+            throw .deadlineExceeded("the deadline passed before the call reached the database")
+        }
+        let id = nextJobID.add(1, ordering: .relaxed).newValue
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
+                    let job = PoolJob(
+                        deadline: deadline,
+                        execute: { connection in
+                            do throws(StepRunError) {
+                                continuation.resume(returning: try body(connection))
+                            } catch {
+                                continuation.resume(throwing: error)
+                            }
+                        },
+                        fail: { continuation.resume(throwing: $0) })
+                    submit(job, id: id)
+                }
+            } onCancel: {
+                if let job = state.withLock({ $0.remove(id: id) }) {
+                    job.fail(.cancelled("the call was cancelled while waiting for a database connection"))
+                }
+            }
+        } catch let error as StepRunError {
+            throw error
+        } catch {
+            throw .internal("unexpected error: \(error)")
+        }
+    }
+
+    private func submit(_ job: PoolJob, id: UInt64) {
+        switch state.withLock({ $0.submit(job, id: id) }) {
+        case .wake(let worker):
+            wakeups[worker].signal()
+        case .enqueued:
+            job.startTimer { [self] in
+                if let expired = state.withLock({ $0.remove(id: id) }) {
+                    expired.fail(.deadlineExceeded("no database connection became free before the deadline"))
+                }
+            }
+        case .reject(.queueFull(let limit)):
+            job.fail(.resourceExhausted("all database connections are busy and \(limit) calls are already waiting"))
+        case .reject(.shuttingDown):
+            job.fail(.unavailable("the database pool is shutting down"))
+        }
+    }
+
+    /// Fails waiting calls, lets running calls finish, closes every connection and joins the threads.
+    public func shutdown() async {
+        let (queued, wake) = state.withLock { $0.shutdown() }
+        for job in queued {
+            job.fail(.unavailable("the database pool is shutting down"))
+        }
+        for worker in wake {
+            wakeups[worker].signal()
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            exited.notify(queue: .global()) { continuation.resume() }
+        }
+        logger.debug("database pool closed")
+    }
+
+    // MARK: Worker side
+
+    fileprivate func nextAction(worker: Int) -> PoolStateMachine<PoolJob>.WorkerAction {
+        state.withLock { $0.next(worker: worker) }
+    }
+
+    fileprivate func waitForWork(worker: Int) {
+        wakeups[worker].wait()
+    }
+
+    fileprivate func connectionOpened() {
+        connectedCount.add(1, ordering: .relaxed)
+    }
+
+    fileprivate func connectionClosed() {
+        connectedCount.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// One caller's work, owned by exactly one of: a worker, the expiry timer, cancellation, shutdown.
+final class PoolJob: Sendable {
+    let deadline: ContinuousClock.Instant
+    let execute: @Sendable (PGConnection) -> Void
+    let fail: @Sendable (StepRunError) -> Void
+    private let timer = Mutex<Task<Void, Never>?>(nil)
+
+    init(
+        deadline: ContinuousClock.Instant, execute: @escaping @Sendable (PGConnection) -> Void,
+        fail: @escaping @Sendable (StepRunError) -> Void
+    ) {
+        self.deadline = deadline
+        self.execute = execute
+        self.fail = fail
+    }
+
+    /// Arms the deadline for a job that had to queue.
+    func startTimer(onExpiry: @escaping @Sendable () -> Void) {
+        let deadline = self.deadline
+        let task = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if !Task.isCancelled { onExpiry() }
+        }
+        timer.withLock { $0 = task }
+    }
+
+    /// Disarms the deadline once a worker owns the job.
+    func cancelTimer() {
+        timer.withLock { $0?.cancel() }
+    }
+}
+
+/// The loop one pool thread runs: take a job, make sure the connection is alive, run it.
+private struct PoolWorker {
+    let index: Int
+    let pool: PostgresPool
+    private var connection: PGConnection?
+    private var backoff: Duration
+    private var nextAttempt: ContinuousClock.Instant = .now
+    private var lastFailure = "not connected yet"
+
+    init(index: Int, pool: PostgresPool) {
+        self.index = index
+        self.pool = pool
+        self.backoff = pool.configuration.initialReconnectBackoff
+    }
+
+    mutating func run() {
+        ensureConnection()
+        while true {
+            switch pool.nextAction(worker: index) {
+            case .wait:
+                pool.waitForWork(worker: index)
+            case .exit:
+                dropConnection()
+                return
+            case .run(let job):
+                job.cancelTimer()
+                guard job.deadline > .now else {
+                    job.fail(.deadlineExceeded("no database connection became free before the deadline"))
+                    continue
+                }
+                ensureConnection()
+                guard let connection else {
+                    job.fail(.unavailable("database unreachable: \(lastFailure)"))
+                    continue
+                }
+                job.execute(connection)
+                if !connection.isUsable {
+                    dropConnection()
+                }
+            }
+        }
+    }
+
+    private mutating func ensureConnection() {
+        if let connection, connection.isUsable { return }
+        if connection != nil {
+            pool.logger.warning("database connection lost; reconnecting", metadata: ["worker": "\(index)"])
+            dropConnection()
+        }
+        guard ContinuousClock.now >= nextAttempt else { return }
+        do {
+            connection = try PGConnection(parameters: pool.configuration.connectionParameters)
+            pool.connectionOpened()
+            if backoff > pool.configuration.initialReconnectBackoff {
+                pool.logger.info("database connection re-established", metadata: ["worker": "\(index)"])
+            }
+            backoff = pool.configuration.initialReconnectBackoff
+        } catch {
+            lastFailure = error.message
+            nextAttempt = .now.advanced(by: backoff)
+            pool.logger.warning(
+                "cannot connect to the database",
+                metadata: ["worker": "\(index)", "error": "\(error.message)", "retry_in": "\(backoff)"])
+            backoff = min(backoff * 2, pool.configuration.maxReconnectBackoff)
+        }
+    }
+
+    private mutating func dropConnection() {
+        guard let connection else { return }
+        connection.close()
+        self.connection = nil
+        pool.connectionClosed()
+    }
+}

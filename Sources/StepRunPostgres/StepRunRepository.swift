@@ -1,0 +1,43 @@
+import Foundation
+import StepRunCore
+
+/// The Postgres implementation of every store operation.
+///
+/// Each call is validated before any SQL runs, then executed on a pooled connection's thread as a
+/// single statement (or, for `transaction`, one database transaction). Errors are `StepRunError`.
+public final class StepRunRepository: StepRunStore {
+    public let pool: PostgresPool
+    public let limits: StoreLimits
+    private let sql: StepRunSQL
+
+    public init(pool: PostgresPool, limits: StoreLimits = .default) {
+        self.pool = pool
+        self.limits = limits
+        self.sql = StepRunSQL(schema: SchemaName(unchecked: pool.configuration.schema))
+    }
+
+    public func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
+        try request.validate(limits: limits)
+        let sql = self.sql
+        return try await pool.withConnection(deadline: deadline) { connection throws(StepRunError) in
+            try StoreOperations(connection: connection, sql: sql).perform(request)
+        }
+    }
+
+    /// Round trip to the database through the pool; returns its latency.
+    ///
+    /// Throws `StepRunError.unavailable` when the database cannot be reached, and an error if the
+    /// schema has not been migrated.
+    public func checkHealth(deadline: ContinuousClock.Instant?) async throws -> Duration {
+        let statement = sql.health
+        return try await pool.withConnection(deadline: deadline) { connection throws(StepRunError) in
+            let started = ContinuousClock.now
+            do throws(PGError) {
+                _ = try connection.execute(statement, [])
+            } catch {
+                throw error.storeError(context: "checking health")
+            }
+            return ContinuousClock.now - started
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import StepRunCore
+import Testing
+
+@Suite("JSON payload validation")
+struct JSONValidatorTests {
+    @Test("well-formed objects are accepted", arguments: [
+        "{}", " { } ", "{\"a\":1}", "{\"a\":[1,2.5,-3e10,true,false,null,\"s\"],\"b\":{\"c\":{}}}",
+        "{\"esc\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}", "{\"utf8\":\"héllo 😀 中文\"}",
+    ])
+    func acceptsObjects(_ text: String) throws {
+        _ = try JSONPayload(validating: text, field: "input")
+    }
+
+    @Test("anything but one well-formed object is refused", arguments: [
+        "", "[]", "\"s\"", "1", "null", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{\"a\":01}", "{\"a\":1.}",
+        "{\"a\":tru}", "{\"a\":\"\u{1}\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\udc00\"}",
+        "{\"a\":\"\\ud800x\"}", "{} {}", "{\"a\":[1,]}", "{\"a\":1}]",
+    ])
+    func refusesOthers(_ text: String) {
+        #expect(throws: StepRunError.self) { _ = try JSONPayload(validating: text, field: "input") }
+    }
+
+    @Test("invalid UTF-8 is refused")
+    func refusesInvalidUTF8() {
+        let bytes: [[UInt8]] = [
+            Array("{\"a\":\"".utf8) + [0xC3] + Array("\"}".utf8),
+            Array("{\"a\":\"".utf8) + [0xC0, 0xAF] + Array("\"}".utf8),
+            Array("{\"a\":\"".utf8) + [0xED, 0xA0, 0x80] + Array("\"}".utf8),
+            Array("{\"a\":\"".utf8) + [0xFF] + Array("\"}".utf8),
+        ]
+        for sample in bytes {
+            #expect(throws: StepRunError.self) { _ = try JSONPayload(validating: sample, field: "input") }
+        }
+    }
+
+    @Test("nesting 10,000 deep is refused without exhausting the stack")
+    func deepNestingIsRefused() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: StepRunError.self) { _ = try JSONPayload(validating: "{\"a\":" + deep + "}", field: "input") }
+    }
+
+    @Test("the error names the field")
+    func errorNamesField() {
+        do {
+            _ = try JSONPayload(validating: "[1]", field: "output")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error == .invalidArgument(field: "output", message: error.message))
+            #expect(error.message.contains("an array"))
+        }
+    }
+
+    @Test("payloads compare by JSON value, not spacing or key order")
+    func payloadEquality() throws {
+        #expect(try JSONPayload(validating: "{\"a\": 1, \"b\": [true]}") == JSONPayload(["b": [true], "a": 1]))
+    }
+}

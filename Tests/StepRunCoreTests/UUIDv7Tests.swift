@@ -1,0 +1,17 @@
+import Foundation
+import StepRunCore
+import Testing
+
+@Suite("UUIDv7")
+struct UUIDv7Tests {
+    @Test("version and variant bits are set and ids sort by time")
+    func versionAndOrder() {
+        let earlier = UUID.v7(now: Date(timeIntervalSince1970: 1_700_000_000))
+        let later = UUID.v7(now: Date(timeIntervalSince1970: 1_700_000_001))
+        #expect(earlier.bytes[6] >> 4 == 7)
+        #expect(earlier.bytes[8] >> 6 == 0b10)
+        #expect(earlier.uuidString < later.uuidString)
+        #expect(UUID(bytes: earlier.bytes) == earlier)
+        #expect(UUID(bytes: [UInt8](repeating: 0, count: 15)) == nil)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import StepRunCore
+@testable import StepRunPostgres
+import Testing
+
+@Suite("Connection pool and migrations against a real server")
+struct PoolTests {
+    private func pool(_ url: String, size: Int = 2, queue: Int = 16, statementTimeout: Duration = .seconds(30)) -> PostgresPool {
+        PostgresPool(
+            configuration: PostgresConfiguration(
+                connectionString: url, poolSize: size, maxWaitQueue: queue, statementTimeout: statementTimeout,
+                connectTimeout: .seconds(2)),
+            logger: TestDatabase.logger)
+    }
+
+    private func sleep(_ pool: PostgresPool, seconds: Double, deadline: ContinuousClock.Instant? = nil) async throws {
+        try await pool.withConnection(deadline: deadline) { connection throws(StepRunError) in
+            try connection.simpleQuery("SELECT pg_sleep(\(seconds))", context: "sleeping")
+        }
+    }
+
+    @Test("Postgres stopped gives UNAVAILABLE; started again, calls succeed without restarting anything")
+    func poolHealsAfterOutage() async throws {
+        let scratch = try await ScratchPostgres.create()
+        let pool = pool(scratch.url)
+        try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger)
+        let store = StepRunRepository(pool: pool)
+        let runID = UUID()
+        _ = try await store.beginStep(runID: runID, step: "before")
+
+        try await scratch.stop()
+        let started = ContinuousClock.now
+        let error = await expectStoreError { _ = try await store.beginStep(runID: runID, step: "during", timeout: .seconds(5)) }
+        #expect(error?.code == .unavailable)
+        #expect(ContinuousClock.now - started < .seconds(5))
+
+        try await scratch.start()
+        let restarted = ContinuousClock.now
+        var healed = false
+        while ContinuousClock.now - restarted < .seconds(15) {
+            if (try? await store.beginStep(runID: runID, step: "after")) != nil {
+                healed = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(healed)
+        #expect(ContinuousClock.now - restarted < .seconds(3))
+        #expect(try await store.stepStatuses(runID: runID) == ["before": .running, "after": .running])
+        await pool.shutdown()
+        await scratch.destroy()
+    }
+
+    @Test("an unreachable database is UNAVAILABLE with a clear message")
+    func unreachableDatabaseIsUnavailable() async throws {
+        let pool = pool("postgresql://postgres@127.0.0.1:1/postgres")
+        let store = StepRunRepository(pool: pool)
+        let error = await expectStoreError { _ = try await store.getStepRun(runID: UUID(), step: "s") }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("database unreachable") == true)
+        await pool.shutdown()
+    }
+
+    @Test("a full wait queue refuses with RESOURCE_EXHAUSTED")
+    func fullQueueIsResourceExhausted() async throws {
+        let pool = pool(try TestDatabase.url, size: 1, queue: 2)
+        try await sleep(pool, seconds: 0)  // connect first
+        async let busy: Void = sleep(pool, seconds: 0.6)
+        try await Task.sleep(for: .milliseconds(100))
+        async let queued1: Void = sleep(pool, seconds: 0)
+        async let queued2: Void = sleep(pool, seconds: 0)
+        try await Task.sleep(for: .milliseconds(100))
+        let error = await expectStoreError { try await sleep(pool, seconds: 0) }
+        #expect(error?.code == .resourceExhausted)
+        try await busy
+        try await queued1
+        try await queued2
+        await pool.shutdown()
+    }
+
+    @Test("a call still waiting for a connection at its deadline is DEADLINE_EXCEEDED, on time")
+    func waitingPastDeadlineIsDeadlineExceeded() async throws {
+        let pool = pool(try TestDatabase.url, size: 1)
+        try await sleep(pool, seconds: 0)
+        async let busy: Void = sleep(pool, seconds: 1)
+        try await Task.sleep(for: .milliseconds(100))
+        let started = ContinuousClock.now
+        let error = await expectStoreError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
+        #expect(error?.code == .deadlineExceeded)
+        #expect(ContinuousClock.now - started < .milliseconds(700))
+        try await busy
+        await pool.shutdown()
+    }
+
+    @Test("a statement over statement_timeout is DEADLINE_EXCEEDED and the connection stays usable")
+    func statementTimeoutIsDeadlineExceeded() async throws {
+        let pool = pool(try TestDatabase.url, size: 1, statementTimeout: .milliseconds(200))
+        let error = await expectStoreError { try await sleep(pool, seconds: 2) }
+        #expect(error?.code == .deadlineExceeded)
+        try await sleep(pool, seconds: 0)
+        #expect(pool.statistics.connected == 1)
+        await pool.shutdown()
+    }
+
+    @Test("shutdown fails waiting calls with UNAVAILABLE and later calls too")
+    func shutdownFailsNewCalls() async throws {
+        let pool = pool(try TestDatabase.url, size: 1)
+        await pool.shutdown()
+        let error = await expectStoreError { try await sleep(pool, seconds: 0) }
+        #expect(error?.code == .unavailable)
+    }
+
+    @Test("migrations from several daemons at once apply exactly once")
+    func concurrentMigrationsAreSafe() async throws {
+        let url = try TestDatabase.url
+        let schema = "steprun_migrate_\(UInt32.random(in: 0...UInt32.max))"
+        let pools = (0..<4).map { _ in
+            PostgresPool(configuration: PostgresConfiguration(connectionString: url, schema: schema, poolSize: 1), logger: TestDatabase.logger)
+        }
+        let reports = try await withThrowingTaskGroup(of: MigrationReport.self) { group in
+            for pool in pools {
+                group.addTask { try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(reports.filter { $0.from == 0 }.count == 1)
+        #expect(reports.allSatisfy { $0.to == Migrations.latestVersion })
+        let store = StepRunRepository(pool: pools[0])
+        _ = try await store.beginStep(runID: UUID(), step: "works")
+        try await pools[0].withConnection(deadline: nil) { connection throws(StepRunError) in
+            try connection.simpleQuery("DROP SCHEMA \(schema) CASCADE", context: "cleanup")
+        }
+        for pool in pools { await pool.shutdown() }
+    }
+
+    @Test("an invalid schema name is refused by the migrator")
+    func invalidSchemaNameIsRefused() async throws {
+        let pool = PostgresPool(
+            configuration: PostgresConfiguration(connectionString: try TestDatabase.url, schema: "Robert'); DROP", poolSize: 1),
+            logger: TestDatabase.logger)
+        let error = await expectStoreError { try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger) }
+        #expect(error?.code == .invalidArgument)
+        await pool.shutdown()
+    }
+}
