@@ -71,7 +71,9 @@ extension StepRunError {
             return
         }
         let causeMessage = details.cause_message.map { String(cString: $0) } ?? ""
-        let cause = Self.plain(code: status.code, message: causeMessage.isEmpty ? message : causeMessage, details: details)
+        // Always sent with transaction_index (possibly empty), so no fallback to the outer message:
+        // an empty cause message has to survive as empty.
+        let cause = Self.plain(code: status.code, message: causeMessage, details: details)
         self = .transactionFailed(index: Int(details.transaction_index), cause: cause)
     }
 
