@@ -53,17 +53,40 @@ import Testing
 
     @Test func documentedBytesDecodeToTheExampleFrames() throws {
         func payload(_ hex: String) throws -> ByteBuffer {
-            var bytes: [UInt8] = []
-            var index = hex.startIndex
-            while index < hex.endIndex {
-                let next = hex.index(index, offsetBy: 2)
-                bytes.append(try #require(UInt8(hex[index..<next], radix: 16)))
-                index = next
-            }
-            return try Wire.payload(of: ByteBuffer(bytes: bytes))
+            try Wire.payload(of: ByteBuffer(bytes: #require(Array(hex: hex))))
         }
         #expect(try WireCodec.decodeRequest(payload(Self.requestHex)) == Self.request)
         #expect(try WireCodec.decodeResponse(payload(Self.responseHex)) == Self.response)
         #expect(try WireCodec.decodeResponse(payload(Self.staleResponseHex)) == Self.staleResponse)
+    }
+
+    /// Produced once by Google's Python protobuf (7.36.2) from this repository's .proto: a
+    /// schedule_steps request with id 77, timeout 250 ms, step "a" (input {"x":1}, recovery {}) and
+    /// step "b" (nothing else set). An independent implementation's bytes decode as intended.
+    static let pythonEncodedRequestHex =
+        "00000031084d10fa01b201290a100190a1b2c3d47e5f8a6b7c8d9e0f1a2b12100a016112077b2278223a317d1a027b7d12030a0162"
+
+    @Test func requestEncodedByAnotherProtobufImplementationDecodes() throws {
+        let bytes = try #require(Array(hex: Self.pythonEncodedRequestHex))
+        let frame = try WireCodec.decodeRequest(Wire.payload(of: ByteBuffer(bytes: bytes)))
+        #expect(frame == RequestFrame(id: 77, timeoutMs: 250, call: .store(.scheduleSteps(runID: Fixture.runID, steps: [
+            ScheduledStep(step: "a", input: Fixture.json(#"{"x":1}"#), recovery: .empty),
+            ScheduledStep(step: "b", input: .empty, recovery: nil),
+        ]))))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Bytes from a string of hex digit pairs; nil if it is not one.
+    init?(hex: String) {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            guard let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex),
+                let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        self = bytes
     }
 }
