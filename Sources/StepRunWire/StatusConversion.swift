@@ -34,7 +34,7 @@ extension EncodeArena {
             return created
         }
         switch cause {
-        case .invalidArgument(let field, _):
+        case .invalidArgument(let field, _) where !field.isEmpty:
             detailsMessage().pointee.field = cString(field)
         case .staleStepRun(let current):
             detailsMessage().pointee.reason = cString(cause.reason ?? "")

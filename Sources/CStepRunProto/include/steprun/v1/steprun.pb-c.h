@@ -1219,7 +1219,7 @@ struct  Steprun__V1__CompletedStepRunsForCompensationResult
 
 
 /*
- * One entry of step_statuses. Same encoding as a map<bytes, StepStatus> entry.
+ * One entry of step_statuses. Same encoding as a map<string, StepStatus> entry.
  */
 struct  Steprun__V1__StepStatusEntry
 {
