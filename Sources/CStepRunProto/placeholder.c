@@ -1,1 +1,0 @@
-/* replaced by protoc-c output */

@@ -1,0 +1,64 @@
+import NIOCore
+
+/// Splits a byte stream into frame payloads (4-byte big-endian length prefix). Never trusts a length it
+/// has not bounded: a length over `maxFrameBytes` throws `FrameTooLargeError` before reading the body.
+public struct FrameDecoder: ByteToMessageDecoder, Sendable {
+    public typealias InboundOut = ByteBuffer
+
+    /// The largest frame body accepted, in bytes (not counting the length prefix).
+    public let maxFrameBytes: Int
+
+    public init(maxFrameBytes: Int) {
+        precondition(maxFrameBytes >= 0, "maxFrameBytes must not be negative")
+        self.maxFrameBytes = maxFrameBytes
+    }
+
+    /// Takes one complete frame's payload off the front of `buffer`, or returns nil (consuming
+    /// nothing) when the buffer does not yet hold a whole frame.
+    ///
+    /// - Throws: `FrameTooLargeError` as soon as the length prefix is readable and over the limit.
+    public func nextFrame(from buffer: inout ByteBuffer) throws(FrameTooLargeError) -> ByteBuffer? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else {
+            return nil
+        }
+        // Compared as UInt64 so a length near UInt32.max cannot overflow on any platform.
+        guard UInt64(length) <= UInt64(maxFrameBytes) else {
+            throw FrameTooLargeError(length: Int(length), limit: maxFrameBytes)
+        }
+        guard buffer.readableBytes - WireProtocol.lengthPrefixBytes >= Int(length) else {
+            return nil
+        }
+        buffer.moveReaderIndex(forwardBy: WireProtocol.lengthPrefixBytes)
+        return buffer.readSlice(length: Int(length))
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let frame = try nextFrame(from: &buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(frame))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        // Frames that arrived whole before the end are still delivered; a partial frame left over is
+        // reported by ByteToMessageHandler as leftover data.
+        try decode(context: context, buffer: &buffer)
+    }
+}
+
+/// A frame announced a body larger than the limit. The stream cannot be resynchronised after this,
+/// so the connection must be closed.
+public struct FrameTooLargeError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The length the frame's prefix announced.
+    public var length: Int
+    /// The limit it exceeded.
+    public var limit: Int
+
+    public init(length: Int, limit: Int) {
+        self.length = length
+        self.limit = limit
+    }
+
+    public var description: String {
+        "frame of \(length) bytes exceeds the limit of \(limit) bytes"
+    }
+}
