@@ -44,7 +44,7 @@ public struct PostgresConfiguration: Sendable {
         [
             ("connect_timeout", String(max(1, connectTimeout.components.seconds))),
             ("application_name", applicationName),
-            ("options", "-c statement_timeout=\(statementTimeout.milliseconds)"),
+            ("options", "-c statement_timeout=\(statementTimeout.milliseconds) -c client_min_messages=warning"),
             ("keepalives", "1"),
             ("keepalives_idle", "30"),
             ("keepalives_interval", "10"),

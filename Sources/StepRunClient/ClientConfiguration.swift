@@ -1,0 +1,40 @@
+import StepRunWire
+
+extension StepRunClient {
+    /// Where the daemon listens.
+    public enum Target: Sendable, Hashable, CustomStringConvertible {
+        /// A co-located daemon's Unix socket.
+        case unix(path: String)
+        /// A remote daemon; `token` is the shared secret its operator configured (nil if auth is off).
+        case tcp(host: String, port: Int, token: String?)
+
+        public var description: String {
+            switch self {
+            case .unix(let path): "unix:\(path)"
+            case .tcp(let host, let port, _): "tcp:\(host):\(port)"
+            }
+        }
+    }
+
+    /// How the client behaves.
+    public struct Configuration: Sendable {
+        /// Sent in Hello; shows up in the daemon's logs.
+        public var clientName: String
+        /// Timeout for calls that do not pass one.
+        public var defaultTimeout: Duration
+        /// How long to wait for the connection and its Hello.
+        public var connectTimeout: Duration
+        /// Largest frame accepted from or sent to the daemon.
+        public var maxFrameBytes: Int
+
+        public init(
+            clientName: String = "StepRunClient", defaultTimeout: Duration = .seconds(30),
+            connectTimeout: Duration = .seconds(5), maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes
+        ) {
+            self.clientName = clientName
+            self.defaultTimeout = defaultTimeout
+            self.connectTimeout = connectTimeout
+            self.maxFrameBytes = maxFrameBytes
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import NIOCore
+import StepRunCore
+import StepRunWire
+
+/// Matches responses to waiting calls by request id. Confined to the channel's event loop.
+final class ResponseHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        var continuation: CheckedContinuation<Reply, any Error>
+        var timer: Scheduled<Void>
+    }
+
+    private let maxFrameBytes: Int
+    private var context: ChannelHandlerContext?
+    private var pending: [UInt64: Pending] = [:]
+    private var closedReason: StepRunError?
+
+    init(maxFrameBytes: Int) {
+        self.maxFrameBytes = maxFrameBytes
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Sends one request and arranges for `continuation` to be resumed exactly once.
+    func send(_ frame: RequestFrame, deadline: ContinuousClock.Instant, continuation: CheckedContinuation<Reply, any Error>) {
+        guard let context, context.channel.isActive, closedReason == nil else {
+            continuation.resume(throwing: closedReason ?? StepRunError.unavailable("the connection to steprund is closed"))
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        do {
+            try WireCodec.encodeRequest(frame, into: &buffer, maxFrameBytes: maxFrameBytes)
+        } catch {
+            continuation.resume(throwing: error)
+            return
+        }
+        let id = frame.id
+        let timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: NIODeadline.now() + TimeAmount(deadline - .now)) {
+            [self] in
+            guard let entry = pending.removeValue(forKey: id) else { return }
+            entry.continuation.resume(
+                throwing: StepRunError.deadlineExceeded("no answer from steprund before the deadline; the call may or may not have been applied"))
+        }
+        pending[id] = Pending(continuation: continuation, timer: timer)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Gives up on a call whose task was cancelled.
+    func cancel(id: UInt64) {
+        guard let entry = pending.removeValue(forKey: id) else { return }
+        entry.timer.cancel()
+        entry.continuation.resume(throwing: StepRunError.cancelled("the call was cancelled; it may or may not have been applied"))
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let response: ResponseFrame
+        do {
+            response = try WireCodec.decodeResponse(unwrapInboundIn(data))
+        } catch {
+            // A response we cannot read leaves its caller unanswerable: fail everything and reconnect.
+            failAll(.internal("undecodable response from steprund: \(error.error.message)"))
+            context.close(promise: nil)
+            return
+        }
+        guard let entry = pending.removeValue(forKey: response.id) else {
+            if response.id == 0, case .failure(let error) = response.outcome {
+                // The server could not tell which request failed (or refused the connection).
+                failAll(error)
+                context.close(promise: nil)
+            }
+            return
+        }
+        entry.timer.cancel()
+        entry.continuation.resume(with: response.outcome.mapError { $0 as any Error })
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(.unavailable("the connection to steprund was lost; the call may or may not have been applied"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tooLarge = error as? FrameTooLargeError {
+            failAll(.resourceExhausted("steprund sent a frame of \(tooLarge.length) bytes, over this client's limit of \(tooLarge.limit)"))
+        }
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: StepRunError) {
+        if closedReason == nil { closedReason = error }
+        let waiting = pending
+        pending.removeAll()
+        for (_, entry) in waiting {
+            entry.timer.cancel()
+            entry.continuation.resume(throwing: error)
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import Logging
+import NIOCore
+import StepRunCore
+import StepRunWire
+
+/// One client connection: handshake, limits, and concurrent dispatch of its requests.
+///
+/// Frames arrive already split by `FrameDecoder`. Each request runs in its own task against the
+/// store; its answer hops back to the event loop and is written whenever it is ready, so responses
+/// leave in completion order. All state here is confined to the channel's event loop.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let server: ServerContext
+    private let transport: Transport
+    private var logger: Logger
+    private var context: ChannelHandlerContext?
+    private var handshaken = false
+    private var draining = false
+    private var counted = false
+    /// Requests being worked on, by an internal slot number (client ids may repeat after an answer).
+    private var inFlight: [UInt64: InFlightRequest] = [:]
+    private var nextSlot: UInt64 = 0
+    private var handshakeTimer: Scheduled<Void>?
+
+    private struct InFlightRequest {
+        var id: UInt64
+        var timer: Scheduled<Void>
+        var task: Task<Void, Never>
+        /// Set once the client has been answered (by the result or by the deadline).
+        var answered = false
+    }
+
+    init(server: ServerContext, transport: Transport) {
+        self.server = server
+        self.transport = transport
+        self.logger = server.logger
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        logger[metadataKey: "transport"] = "\(transport.rawValue)"
+        if let remote = context.channel.remoteAddress, transport == .tcp {
+            logger[metadataKey: "peer"] = "\(remote)"
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        counted = true
+        let open = server.openConnections.add(1, ordering: .relaxed).newValue
+        guard open <= server.configuration.maxConnections else {
+            logger.warning("connection refused: too many connections", metadata: ["limit": "\(server.configuration.maxConnections)"])
+            send(ResponseFrame(id: 0, outcome: .failure(.resourceExhausted(
+                "the server already has \(server.configuration.maxConnections) connections open; try again later"))))
+            context.close(promise: nil)
+            return
+        }
+        logger.debug("connection opened")
+        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(server.configuration.handshakeTimeout)) {
+            [self] in
+            guard !handshaken else { return }
+            logger.notice("connection closed: no Hello within the handshake timeout")
+            self.context?.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted { server.openConnections.subtract(1, ordering: .relaxed) }
+        handshakeTimer?.cancel()
+        for (_, request) in inFlight {
+            request.timer.cancel()
+            // Frees the caller's place if it is still waiting for a database connection; work that
+            // has started is not interrupted, so a write either commits or does not, never halfway.
+            request.task.cancel()
+        }
+        inFlight.removeAll()
+        logger.debug("connection closed")
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let payload = unwrapInboundIn(data)
+        let frame: RequestFrame
+        do {
+            frame = try WireCodec.decodeRequest(payload)
+        } catch {
+            logger.debug("malformed request", metadata: ["error": "\(error.error.message)"])
+            send(ResponseFrame(id: error.requestID ?? 0, outcome: .failure(error.error)))
+            if !handshaken { context.close(promise: nil) }
+            return
+        }
+        guard handshaken else {
+            handshake(frame, context: context)
+            return
+        }
+        guard !draining else {
+            send(ResponseFrame(id: frame.id, outcome: .failure(.unavailable("the server is shutting down; retry on another connection"))))
+            return
+        }
+        switch frame.call {
+        case .hello:
+            send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))))
+        case .health:
+            start(frame, context: context) { server, deadline in
+                .success(.health(await server.health(deadline)))
+            }
+        case .store(let request):
+            start(frame, context: context) { server, deadline in
+                do {
+                    return .success(.store(try await server.store.perform(request, deadline: deadline)))
+                } catch let error as StepRunError {
+                    return .failure(error)
+                } catch is CancellationError {
+                    return .failure(.cancelled("the connection closed before the call finished"))
+                } catch {
+                    return .failure(.internal("unexpected error: \(error)"))
+                }
+            }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is IdleStateHandler.IdleStateEvent:
+            if inFlight.isEmpty {
+                logger.debug("closing idle connection")
+                context.close(promise: nil)
+            }
+        case is ServerDrainingEvent:
+            draining = true
+            if inFlight.isEmpty { context.close(promise: nil) }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tooLarge = error as? FrameTooLargeError {
+            logger.notice("connection closed: oversized frame", metadata: ["length": "\(tooLarge.length)", "limit": "\(tooLarge.limit)"])
+            send(ResponseFrame(id: 0, outcome: .failure(.invalidArgument(
+                field: "frame", message: "frame of \(tooLarge.length) bytes exceeds the limit of \(tooLarge.limit); closing the connection"))))
+        } else if !(error is ChannelError) {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Handshake
+
+    private func handshake(_ frame: RequestFrame, context: ChannelHandlerContext) {
+        guard case .hello(let hello) = frame.call else {
+            refuse(frame.id, .failedPrecondition("the first frame must be a Hello"), context: context)
+            return
+        }
+        guard hello.protocolVersion == WireProtocol.version else {
+            refuse(frame.id, .failedPrecondition(
+                "protocol version \(hello.protocolVersion) is not supported; this server speaks version \(WireProtocol.version)"),
+                context: context)
+            return
+        }
+        if transport == .tcp, !server.configuration.allowInsecureTCP {
+            guard let expected = server.configuration.tcpToken, TokenCheck.matches(hello.token, expected: expected) else {
+                refuse(frame.id, .unauthenticated("a valid token is required on TCP"), context: context)
+                return
+            }
+        }
+        handshaken = true
+        handshakeTimer?.cancel()
+        logger[metadataKey: "client"] = "\(hello.clientName)"
+        logger.debug("handshake complete")
+        send(ResponseFrame(id: frame.id, outcome: .success(.hello(server.helloReply))))
+    }
+
+    private func refuse(_ id: UInt64, _ error: StepRunError, context: ChannelHandlerContext) {
+        logger.notice("handshake refused", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
+        send(ResponseFrame(id: id, outcome: .failure(error)))
+        context.close(promise: nil)
+    }
+
+    // MARK: Requests
+
+    private func start(
+        _ frame: RequestFrame, context: ChannelHandlerContext,
+        _ work: @escaping @Sendable (ServerContext, ContinuousClock.Instant) async -> Result<Reply, StepRunError>
+    ) {
+        guard inFlight.count < server.configuration.maxInFlightPerConnection else {
+            send(ResponseFrame(id: frame.id, outcome: .failure(.resourceExhausted(
+                "\(server.configuration.maxInFlightPerConnection) requests are already in flight on this connection"))))
+            return
+        }
+        let (deadline, timeout) = server.deadline(timeoutMs: frame.timeoutMs)
+        let slot = nextSlot
+        nextSlot &+= 1
+        let id = frame.id
+        let loop = context.eventLoop
+        let timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
+            answer(slot: slot, ResponseFrame(id: id, outcome: .failure(.deadlineExceeded(
+                "the call did not finish within \(timeout); it may or may not have been applied"))), final: false)
+        }
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let server = self.server
+        let task = Task {
+            let outcome = await work(server, deadline)
+            loop.execute {
+                handler.value.answer(slot: slot, ResponseFrame(id: id, outcome: outcome), final: true)
+            }
+        }
+        inFlight[slot] = InFlightRequest(id: id, timer: timer, task: task)
+    }
+
+    /// Answers a request once; `final` marks the store call as finished, freeing its slot.
+    private func answer(slot: UInt64, _ response: ResponseFrame, final: Bool) {
+        guard var request = inFlight[slot] else { return }
+        if !request.answered {
+            request.answered = true
+            send(response)
+        }
+        if final {
+            request.timer.cancel()
+            inFlight[slot] = nil
+            if draining && inFlight.isEmpty { context?.close(promise: nil) }
+        } else {
+            inFlight[slot] = request
+        }
+    }
+
+    private func send(_ response: ResponseFrame) {
+        guard let context, context.channel.isActive else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 512)
+        WireCodec.encodeResponse(response, into: &buffer, maxFrameBytes: server.configuration.maxFrameBytes)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+}

@@ -1,0 +1,78 @@
+import StepRunCore
+import StepRunWire
+
+/// Everything the server needs to know about its listeners and limits.
+public struct ServerConfiguration: Sendable {
+    /// Where the Unix socket is created (mode `unixSocketMode`); nil turns the Unix listener off.
+    public var unixSocketPath: String?
+    /// File mode of the Unix socket.
+    public var unixSocketMode: UInt16
+    /// TCP listener address; nil turns TCP off. Port 0 picks a free port (see `StepRunServer.tcpPort`).
+    public var tcp: (host: String, port: Int)?
+    /// The token TCP clients must present in Hello. Nil requires `allowInsecureTCP`.
+    public var tcpToken: String?
+    /// Accept TCP clients without a token. Only for trusted networks.
+    public var allowInsecureTCP: Bool
+    /// Largest frame body accepted or sent.
+    public var maxFrameBytes: Int
+    /// Payload and list limits, checked before any SQL.
+    public var storeLimits: StoreLimits
+    /// Requests one connection may have in flight; the next gets `RESOURCE_EXHAUSTED`.
+    public var maxInFlightPerConnection: Int
+    /// Open connections across both listeners; more are answered with an error and closed.
+    public var maxConnections: Int
+    /// Deadline for a request that sends `timeout_ms = 0`.
+    public var defaultRequestTimeout: Duration
+    /// Upper bound on any request's `timeout_ms`.
+    public var maxRequestTimeout: Duration
+    /// Time a new connection has to complete its Hello.
+    public var handshakeTimeout: Duration
+    /// A connection with nothing in flight and no traffic for this long is closed.
+    public var idleTimeout: Duration
+    /// On shutdown, how long in-flight requests may take before connections are closed anyway.
+    public var shutdownGracePeriod: Duration
+    /// Reported in HelloReply.
+    public var serverName: String
+
+    public init(
+        unixSocketPath: String? = nil, unixSocketMode: UInt16 = 0o660, tcp: (host: String, port: Int)? = nil,
+        tcpToken: String? = nil, allowInsecureTCP: Bool = false, maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes,
+        storeLimits: StoreLimits = .default, maxInFlightPerConnection: Int = 128, maxConnections: Int = 4096,
+        defaultRequestTimeout: Duration = .seconds(30), maxRequestTimeout: Duration = .seconds(300),
+        handshakeTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(300),
+        shutdownGracePeriod: Duration = .seconds(30), serverName: String = "steprund \(StepRunServer.version)"
+    ) {
+        self.unixSocketPath = unixSocketPath
+        self.unixSocketMode = unixSocketMode
+        self.tcp = tcp
+        self.tcpToken = tcpToken
+        self.allowInsecureTCP = allowInsecureTCP
+        self.maxFrameBytes = maxFrameBytes
+        self.storeLimits = storeLimits
+        self.maxInFlightPerConnection = maxInFlightPerConnection
+        self.maxConnections = maxConnections
+        self.defaultRequestTimeout = defaultRequestTimeout
+        self.maxRequestTimeout = maxRequestTimeout
+        self.handshakeTimeout = handshakeTimeout
+        self.idleTimeout = idleTimeout
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.serverName = serverName
+    }
+
+    /// Refuses settings that cannot work, before anything binds.
+    func validate() throws(StepRunError) {
+        guard unixSocketPath != nil || tcp != nil else {
+            throw .invalidArgument(field: "listeners", message: "both the Unix socket and TCP are turned off; enable at least one")
+        }
+        if tcp != nil && (tcpToken ?? "").isEmpty && !allowInsecureTCP {
+            throw .invalidArgument(
+                field: "token", message: "TCP needs a token (--token-file) or an explicit --insecure-no-auth")
+        }
+        guard maxFrameBytes >= 1024, maxInFlightPerConnection >= 1, maxConnections >= 1 else {
+            throw .invalidArgument(field: "limits", message: "max frame bytes must be at least 1024, in-flight and connection limits at least 1")
+        }
+        guard storeLimits.maxPayloadBytes < maxFrameBytes else {
+            throw .invalidArgument(field: "max_payload_bytes", message: "the payload limit must be below the frame limit")
+        }
+    }
+}

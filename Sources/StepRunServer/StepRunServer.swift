@@ -1,0 +1,213 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import StepRunCore
+import StepRunWire
+import Synchronization
+
+/// The steprund network front: Unix and TCP listeners that speak the framed protocol and forward
+/// each request to a `StepRunStore`.
+///
+/// Run it inside a `ServiceGroup`: on graceful shutdown it stops accepting, lets in-flight requests
+/// finish (up to the grace period), then closes every connection.
+public final class StepRunServer: Service, Sendable {
+    /// The daemon's version, reported in HelloReply.
+    public static let version = "0.1.0"
+
+    /// The addresses the server actually bound.
+    public struct BoundAddresses: Sendable, Hashable {
+        public var unixSocketPath: String?
+        public var tcpHost: String?
+        public var tcpPort: Int?
+    }
+
+    private let context: ServerContext
+    private let group: any EventLoopGroup
+    private let state = Mutex(State())
+
+    private struct State {
+        var bound: BoundAddresses?
+        var failure: StepRunError?
+        var listeningWaiters: [CheckedContinuation<BoundAddresses, any Error>] = []
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var shutdownRequested = false
+        var shutdownWaiter: CheckedContinuation<Void, Never>?
+    }
+
+    public init(
+        configuration: ServerConfiguration, store: any StepRunStore, health: @escaping HealthCheck,
+        logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.context = ServerContext(configuration: configuration, store: store, health: health, logger: logger)
+        self.group = eventLoopGroup
+    }
+
+    /// Waits until the listeners are bound and returns their addresses (or the bind failure).
+    public func listening() async throws -> BoundAddresses {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready: Result<BoundAddresses, StepRunError>? = state.withLock { state in
+                if let bound = state.bound { return .success(bound) }
+                if let failure = state.failure { return .failure(failure) }
+                state.listeningWaiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM would in a ServiceGroup.
+    public func shutdown() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.shutdownRequested = true
+            defer { state.shutdownWaiter = nil }
+            return state.shutdownWaiter
+        }
+        waiter?.resume()
+    }
+
+    public func run() async throws {
+        let configuration = context.configuration
+        let listeners: [any Channel]
+        do {
+            try configuration.validate()
+            listeners = try await bind()
+        } catch {
+            let failure = (error as? StepRunError) ?? .unavailable("cannot listen: \(error)")
+            let waiters = state.withLock { state in
+                state.failure = failure
+                defer { state.listeningWaiters = [] }
+                return state.listeningWaiters
+            }
+            waiters.forEach { $0.resume(throwing: failure) }
+            throw failure
+        }
+
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await waitForShutdownRequest()
+            } onCancel: {
+                shutdown()
+            }
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
+
+        context.logger.info("shutting down: no longer accepting connections")
+        for listener in listeners {
+            try? await listener.close()
+        }
+        if let path = configuration.unixSocketPath {
+            try? UnixSocketFile.reclaim(path)
+        }
+        await drainConnections()
+        context.logger.info("all connections closed")
+    }
+
+    // MARK: Listening
+
+    private func bind() async throws -> [any Channel] {
+        let configuration = context.configuration
+        var listeners: [any Channel] = []
+        var bound = BoundAddresses()
+        do {
+            if let path = configuration.unixSocketPath {
+                try UnixSocketFile.reclaim(path)
+                let channel = try await bootstrap(.unix).bind(unixDomainSocketPath: path).get()
+                listeners.append(channel)
+                try UnixSocketFile.setMode(path, configuration.unixSocketMode)
+                bound.unixSocketPath = path
+                context.logger.info("listening on unix socket", metadata: ["path": "\(path)"])
+            }
+            if let tcp = configuration.tcp {
+                let channel = try await bootstrap(.tcp).bind(host: tcp.host, port: tcp.port).get()
+                listeners.append(channel)
+                bound.tcpHost = tcp.host
+                bound.tcpPort = channel.localAddress?.port
+                context.logger.info(
+                    "listening on tcp",
+                    metadata: [
+                        "address": "\(tcp.host):\(bound.tcpPort ?? tcp.port)",
+                        "auth": "\(configuration.allowInsecureTCP ? "none (insecure)" : "token")",
+                    ])
+            }
+        } catch {
+            for listener in listeners { try? await listener.close() }
+            throw error
+        }
+        let waiters = state.withLock { state in
+            state.bound = bound
+            defer { state.listeningWaiters = [] }
+            return state.listeningWaiters
+        }
+        waiters.forEach { $0.resume(returning: bound) }
+        return listeners
+    }
+
+    private func bootstrap(_ transport: Transport) -> ServerBootstrap {
+        let context = self.context
+        let idle = TimeAmount(context.configuration.idleTimeout)
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: transport == .tcp ? 1 : 0)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: transport == .tcp ? 1 : 0)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                track(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: idle))
+                    try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: context.configuration.maxFrameBytes)))
+                    try pipeline.addHandler(ConnectionHandler(server: context, transport: transport))
+                }
+            }
+    }
+
+    // MARK: Shutdown
+
+    private func waitForShutdownRequest() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let requested = state.withLock { state in
+                if state.shutdownRequested { return true }
+                state.shutdownWaiter = continuation
+                return false
+            }
+            if requested { continuation.resume() }
+        }
+    }
+
+    private func track(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        state.withLock { $0.connections[key] = channel }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = state.withLock { $0.connections.removeValue(forKey: key) }
+        }
+    }
+
+    /// Asks every connection to finish its in-flight requests and close; forces them after the grace period.
+    private func drainConnections() async {
+        let connections = state.withLock { Array($0.connections.values) }
+        guard !connections.isEmpty else { return }
+        context.logger.info("waiting for in-flight requests", metadata: ["connections": "\(connections.count)"])
+        for channel in connections {
+            channel.pipeline.fireUserInboundEventTriggered(ServerDrainingEvent())
+        }
+        let closed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for channel in connections { try? await channel.closeFuture.get() }
+                return true
+            }
+            group.addTask { [grace = context.configuration.shutdownGracePeriod] in
+                try? await Task.sleep(for: grace)
+                return false
+            }
+            let first = await group.next() ?? true
+            group.cancelAll()
+            return first
+        }
+        if !closed {
+            context.logger.warning("grace period over: closing connections with requests still in flight")
+            for channel in connections { try? await channel.close() }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import StepRunCore
+
+/// Prepares the path a Unix listener binds to.
+enum UnixSocketFile {
+    /// Removes a socket file left by a crashed daemon; refuses if a live daemon still answers on it.
+    static func reclaim(_ path: String) throws(StepRunError) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }  // nothing there
+        guard (status.st_mode & S_IFMT) == S_IFSOCK else {
+            throw .failedPrecondition("\(path) exists and is not a socket; refusing to replace it")
+        }
+        if isAlive(path) {
+            throw .failedPrecondition("another process is serving on \(path); refusing to take over its socket")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw .failedPrecondition("cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Sets the socket file's permissions after binding.
+    static func setMode(_ path: String, _ mode: UInt16) throws(StepRunError) {
+        guard chmod(path, mode_t(mode)) == 0 else {
+            throw .failedPrecondition("cannot set the mode of \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private static func isAlive(_ path: String) -> Bool {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+            buffer[path.utf8.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return result == 0
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+
+/// The flags shared by `serve` and `migrate`. Each is optional so that an absent flag falls through
+/// to the environment and the config file (see docs/CONFIGURATION.md).
+struct DaemonOptions: ParsableArguments {
+    @Option(help: "Config file of `key = value` lines (env STEPRUN_CONFIG).")
+    var config: String?
+
+    @Option(name: .customLong("database-url"), help: "libpq URL or conninfo of the database (env STEPRUN_DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(help: "Postgres schema holding steprund's tables (default steprun).")
+    var schema: String?
+
+    @Option(name: .customLong("pool-size"), help: "Database connections (default 8).")
+    var poolSize: String?
+
+    @Option(name: .customLong("max-wait-queue"), help: "Calls that may wait for a database connection (default 4096).")
+    var maxWaitQueue: String?
+
+    @Option(name: .customLong("statement-timeout"), help: "Postgres statement_timeout, e.g. 30s (default 30s).")
+    var statementTimeout: String?
+
+    @Option(name: .customLong("unix-socket"), help: "Unix socket path (default \(Settings.defaultUnixSocket)).")
+    var unixSocket: String?
+
+    @Flag(name: .customLong("no-unix-socket"), help: "Do not listen on a Unix socket.")
+    var noUnixSocket = false
+
+    @Option(help: "Listen on TCP at HOST:PORT (default: off).")
+    var tcp: String?
+
+    @Flag(name: .customLong("no-tcp"), help: "Do not listen on TCP, whatever the environment or config file say.")
+    var noTCP = false
+
+    @Option(name: .customLong("token-file"), help: "File holding the token TCP clients must present; must not be world-readable.")
+    var tokenFile: String?
+
+    @Flag(name: .customLong("insecure-no-auth"), help: "Accept TCP clients without a token (trusted networks only).")
+    var insecureNoAuth = false
+
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted (default 4194304).")
+    var maxFrameBytes: String?
+
+    @Option(name: .customLong("max-payload-bytes"), help: "Largest JSON payload (default 1048576).")
+    var maxPayloadBytes: String?
+
+    @Option(name: .customLong("max-in-flight"), help: "Requests in flight per connection (default 128).")
+    var maxInFlight: String?
+
+    @Option(name: .customLong("max-connections"), help: "Open client connections (default 4096).")
+    var maxConnections: String?
+
+    @Option(name: .customLong("request-timeout"), help: "Deadline of requests that set none (default 30s).")
+    var requestTimeout: String?
+
+    @Option(name: .customLong("idle-timeout"), help: "Close connections idle this long (default 300s).")
+    var idleTimeout: String?
+
+    @Option(name: .customLong("shutdown-grace"), help: "Time in-flight requests get on shutdown (default 30s).")
+    var shutdownGrace: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
+
+    /// The flags that were given, keyed like the config file.
+    var given: [String: String] {
+        var flags: [String: String] = [:]
+        let options: [(String, String?)] = [
+            ("config", config), ("database-url", databaseURL), ("schema", schema), ("pool-size", poolSize),
+            ("max-wait-queue", maxWaitQueue), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
+            ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
+            ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
+            ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("shutdown-grace", shutdownGrace),
+            ("log-level", logLevel),
+        ]
+        for case (let key, let value?) in options { flags[key] = value }
+        if noUnixSocket { flags["no-unix-socket"] = "true" }
+        if noTCP { flags["no-tcp"] = "true" }
+        if insecureNoAuth { flags["insecure-no-auth"] = "true" }
+        return flags
+    }
+
+    func settings() throws -> Settings {
+        try Settings(flags: given)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Logging
+import StepRunCore
+import StepRunPostgres
+import StepRunServer
+
+/// Every setting, resolved from flags, then environment, then the config file, then defaults.
+struct Settings {
+    /// Config-file keys (the long flag names), each with its environment variable.
+    static let environmentNames: [String: String] = [
+        "database-url": "STEPRUN_DATABASE_URL", "schema": "STEPRUN_SCHEMA", "pool-size": "STEPRUN_POOL_SIZE",
+        "unix-socket": "STEPRUN_UNIX_SOCKET", "no-unix-socket": "STEPRUN_NO_UNIX_SOCKET", "tcp": "STEPRUN_TCP",
+        "no-tcp": "STEPRUN_NO_TCP", "token-file": "STEPRUN_TOKEN_FILE", "insecure-no-auth": "STEPRUN_INSECURE_NO_AUTH",
+        "max-frame-bytes": "STEPRUN_MAX_FRAME_BYTES", "max-payload-bytes": "STEPRUN_MAX_PAYLOAD_BYTES",
+        "max-in-flight": "STEPRUN_MAX_IN_FLIGHT", "max-connections": "STEPRUN_MAX_CONNECTIONS",
+        "max-wait-queue": "STEPRUN_MAX_WAIT_QUEUE", "request-timeout": "STEPRUN_REQUEST_TIMEOUT",
+        "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
+        "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL",
+    ]
+    static var knownKeys: Set<String> { Set(environmentNames.keys) }
+
+    static let defaultUnixSocket = "/run/steprund/steprund.sock"
+
+    var databaseURL: String?
+    var schema = "steprun"
+    var poolSize = 8
+    var maxWaitQueue = 4096
+    var statementTimeout: Duration = .seconds(30)
+    var unixSocket: String? = Settings.defaultUnixSocket
+    var tcp: (host: String, port: Int)?
+    var tokenFile: String?
+    var insecureNoAuth = false
+    var maxFrameBytes = 4 << 20
+    var maxPayloadBytes = 1 << 20
+    var maxInFlight = 128
+    var maxConnections = 4096
+    var requestTimeout: Duration = .seconds(30)
+    var idleTimeout: Duration = .seconds(300)
+    var shutdownGrace: Duration = .seconds(30)
+    var logLevel: Logger.Level = .info
+
+    /// Resolves `flags` (already parsed, nil when not given) over the environment and config file.
+    init(flags: [String: String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let configPath = flags["config"] ?? environment["STEPRUN_CONFIG"]
+        let file = try configPath.map { try ConfigFile(path: $0) } ?? ConfigFile()
+        func value(_ key: String) -> String? {
+            if let flag = flags[key] { return flag }
+            if let name = Self.environmentNames[key], let env = environment[name], !env.isEmpty { return env }
+            return file[key]
+        }
+        func int(_ key: String, _ fallback: Int, minimum: Int = 1) throws -> Int {
+            guard let text = value(key) else { return fallback }
+            guard let number = Int(text), number >= minimum else { throw DaemonError("\(key) must be an integer ≥ \(minimum), got \"\(text)\"") }
+            return number
+        }
+        func duration(_ key: String, _ fallback: Duration) throws -> Duration {
+            guard let text = value(key) else { return fallback }
+            guard let parsed = Self.parseDuration(text) else {
+                throw DaemonError("\(key) must be a duration such as 30s, 500ms or 5m, got \"\(text)\"")
+            }
+            return parsed
+        }
+        func flag(_ key: String) throws -> Bool {
+            guard let text = value(key)?.lowercased() else { return false }
+            switch text {
+            case "1", "true", "yes", "on", "": return true
+            case "0", "false", "no", "off": return false
+            default: throw DaemonError("\(key) must be true or false, got \"\(text)\"")
+            }
+        }
+
+        databaseURL = value("database-url")
+        schema = value("schema") ?? schema
+        poolSize = try int("pool-size", poolSize)
+        maxWaitQueue = try int("max-wait-queue", maxWaitQueue)
+        statementTimeout = try duration("statement-timeout", statementTimeout)
+        unixSocket = try flag("no-unix-socket") ? nil : (value("unix-socket") ?? unixSocket)
+        if let address = value("tcp"), !(try flag("no-tcp")) {
+            tcp = try Self.parseAddress(address)
+        }
+        tokenFile = value("token-file")
+        insecureNoAuth = try flag("insecure-no-auth")
+        maxFrameBytes = try int("max-frame-bytes", maxFrameBytes, minimum: 1024)
+        maxPayloadBytes = try int("max-payload-bytes", maxPayloadBytes)
+        maxInFlight = try int("max-in-flight", maxInFlight)
+        maxConnections = try int("max-connections", maxConnections)
+        requestTimeout = try duration("request-timeout", requestTimeout)
+        idleTimeout = try duration("idle-timeout", idleTimeout)
+        shutdownGrace = try duration("shutdown-grace", shutdownGrace)
+        if let level = value("log-level") {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw DaemonError("log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            logLevel = parsed
+        }
+    }
+
+    func postgresConfiguration() throws -> PostgresConfiguration {
+        guard let databaseURL, !databaseURL.isEmpty else {
+            throw DaemonError("no database configured: pass --database-url or set STEPRUN_DATABASE_URL")
+        }
+        return PostgresConfiguration(
+            connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
+            statementTimeout: statementTimeout, defaultTimeout: requestTimeout)
+    }
+
+    func serverConfiguration() throws -> ServerConfiguration {
+        var token: String?
+        if let tokenFile, tcp != nil {
+            token = try Self.readToken(tokenFile)
+        }
+        return ServerConfiguration(
+            unixSocketPath: unixSocket, tcp: tcp, tcpToken: token, allowInsecureTCP: insecureNoAuth,
+            maxFrameBytes: maxFrameBytes, storeLimits: StoreLimits(maxPayloadBytes: maxPayloadBytes),
+            maxInFlightPerConnection: maxInFlight, maxConnections: maxConnections,
+            defaultRequestTimeout: requestTimeout, idleTimeout: idleTimeout, shutdownGracePeriod: shutdownGrace)
+    }
+
+    /// Reads the TCP token, refusing a file anyone on the machine can read.
+    static func readToken(_ path: String) throws -> String {
+        let attributes: [FileAttributeKey: Any]
+        do {
+            attributes = try FileManager.default.attributesOfItem(atPath: path)
+        } catch {
+            throw DaemonError("cannot read token file \(path): \(error.localizedDescription)")
+        }
+        if let permissions = attributes[.posixPermissions] as? NSNumber, permissions.intValue & 0o004 != 0 {
+            throw DaemonError("token file \(path) is world-readable; run `chmod o-r \(path)`")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw DaemonError("cannot read token file \(path)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw DaemonError("token file \(path) is empty") }
+        return token
+    }
+
+    /// `host:port`, `[v6]:port` or `:port` (all interfaces).
+    static func parseAddress(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw DaemonError("tcp must be HOST:PORT, got \"\(text)\"")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    /// `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let number = Double(text.dropLast(suffix.count)), number >= 0 else { return nil }
+            return .milliseconds(Int64(number * scale * 1000))
+        }
+        guard let seconds = Double(text), seconds >= 0 else { return nil }
+        return .milliseconds(Int64(seconds * 1000))
+    }
+}

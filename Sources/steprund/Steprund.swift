@@ -1,0 +1,117 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import StepRunCore
+import StepRunPostgres
+import StepRunServer
+import StepRunWire
+
+@main
+struct Steprund: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "steprund",
+        abstract: "Durable step-state service for workflow engines.",
+        version: StepRunServer.version,
+        subcommands: [Serve.self, Migrate.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Sets up swift-log once: structured lines on standard error (journald keeps them).
+func makeLogger(_ level: Logger.Level) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    var logger = Logger(label: "steprund")
+    logger.logLevel = level
+    return logger
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply migrations, then serve requests (the default).")
+
+    @OptionGroup var options: DaemonOptions
+
+    func run() async throws {
+        let settings = try options.settings()
+        let logger = makeLogger(settings.logLevel)
+        let postgres = try settings.postgresConfiguration()
+        let serverConfiguration = try settings.serverConfiguration()
+
+        let pool = PostgresPool(configuration: postgres, logger: logger)
+        do {
+            try await migrateWhenReachable(pool: pool, logger: logger)
+        } catch {
+            await pool.shutdown()
+            throw error
+        }
+        let repository = StepRunRepository(pool: pool, limits: serverConfiguration.storeLimits)
+        let server = StepRunServer(
+            configuration: serverConfiguration, store: repository,
+            health: { deadline in
+                do {
+                    let latency = try await repository.checkHealth(deadline: deadline)
+                    let micros = latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000
+                    return HealthReply(serving: true, databaseLatencyMicros: micros, message: "ok")
+                } catch {
+                    return HealthReply(serving: false, databaseLatencyMicros: -1, message: "\(error)")
+                }
+            },
+            logger: logger)
+
+        // Services stop in reverse order: the server drains first, then the pool closes.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: PoolService(pool: pool)),
+                    .init(service: server),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    /// Start-up should survive a database that is still booting: retry for a while, then give up.
+    private func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
+        let giveUp = ContinuousClock.now.advanced(by: .seconds(60))
+        var delay = Duration.milliseconds(250)
+        while true {
+            do {
+                try await SchemaMigrator.migrate(pool: pool, logger: logger)
+                return
+            } catch let error as StepRunError where error.code == .unavailable && ContinuousClock.now < giveUp {
+                logger.warning("database not reachable yet; retrying", metadata: ["error": "\(error.message)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending schema migrations and exit.")
+
+    @OptionGroup var options: DaemonOptions
+
+    func run() async throws {
+        let settings = try options.settings()
+        let logger = makeLogger(settings.logLevel)
+        let pool = PostgresPool(configuration: try settings.postgresConfiguration(), logger: logger)
+        let report = try await SchemaMigrator.migrate(pool: pool, logger: logger)
+        print(report.from == report.to
+            ? "schema \(settings.schema) is up to date at version \(report.to)"
+            : "schema \(settings.schema) migrated from version \(report.from) to \(report.to)")
+        await pool.shutdown()
+    }
+}
+
+/// Keeps the pool open while the daemon runs and closes it last on shutdown.
+struct PoolService: Service {
+    let pool: PostgresPool
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await pool.shutdown()
+    }
+}

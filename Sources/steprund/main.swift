@@ -1,1 +1,0 @@
-print("steprund placeholder")

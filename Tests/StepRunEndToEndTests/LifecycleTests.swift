@@ -1,0 +1,99 @@
+import Foundation
+import StepRunClient
+import StepRunCore
+import StepRunPostgres
+import StepRunServer
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Binds a Unix socket and closes it without unlinking, as a crashed process would.
+func leaveStaleSocket(at path: String) throws {
+    let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+        for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+        buffer[path.utf8.count] = 0
+    }
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard result == 0 else { throw StepRunError.internal("bind failed") }
+}
+
+/// Delays every call, so a test can hold one in flight while something else happens.
+struct SlowStore: StepRunStore {
+    let inner: StepRunRepository
+    let delay: Duration
+
+    func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
+        try await Task.sleep(for: delay)
+        return try await inner.perform(request, deadline: deadline)
+    }
+}
+
+@Suite("Daemon lifecycle")
+struct LifecycleTests {
+    @Test("graceful shutdown finishes the call in flight, then stops accepting")
+    func gracefulShutdownFinishesInFlight() async throws {
+        let shared = try await TestDaemon.shared()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("slow-\(UUID().uuidString.prefix(8)).sock").path
+        let server = StepRunServer(
+            configuration: ServerConfiguration(unixSocketPath: path),
+            store: SlowStore(inner: shared.repository, delay: .milliseconds(400)),
+            health: { _ in .init(serving: true, databaseLatencyMicros: 0, message: "ok") },
+            logger: TestDaemon.logger)
+        let running = Task { try await server.run() }
+        _ = try await server.listening()
+        let client = StepRunClient(target: .unix(path: path))
+        try await client.connect()
+        let runID = UUID()
+        async let inFlight = client.beginStep(runID: runID, step: "slow")
+        try await Task.sleep(for: .milliseconds(100))
+        server.shutdown()
+        let (stepRun, decision) = try await inFlight
+        #expect(decision == .execute)
+        #expect(stepRun.step == "slow")
+        try await running.value
+        #expect(!FileManager.default.fileExists(atPath: path))
+        let late = StepRunClient(target: .unix(path: path))
+        #expect(await storeError { try await late.connect() }?.code == .unavailable)
+        await client.close()
+    }
+
+    @Test("a client reconnects by itself after the daemon restarts")
+    func clientReconnects() async throws {
+        let shared = try await TestDaemon.shared()
+        let first = try await TestDaemon.start(repository: shared.repository)
+        let client = StepRunClient(target: .unix(path: first.unixPath))
+        _ = try await client.health()
+        first.server.shutdown()
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await storeError { _ = try await client.health() }?.code == .unavailable)
+
+        let second = try await TestDaemon.start(repository: shared.repository) { $0.unixSocketPath = first.unixPath }
+        #expect(try await client.health().serving)
+        second.server.shutdown()
+        await client.close()
+    }
+
+    @Test("a stale socket file is replaced; a live one is not stolen")
+    func socketFileOwnership() async throws {
+        let shared = try await TestDaemon.shared()
+        let other = StepRunServer(
+            configuration: ServerConfiguration(unixSocketPath: shared.unixPath), store: shared.repository,
+            health: { _ in .init(serving: true, databaseLatencyMicros: 0, message: "ok") }, logger: TestDaemon.logger)
+        await #expect(throws: StepRunError.self) { try await other.run() }
+        #expect(try await shared.client(.unix).health().serving)
+
+        // A socket file nobody listens on (a crashed daemon's) is taken over.
+        let stale = FileManager.default.temporaryDirectory.appendingPathComponent("stale-\(UUID().uuidString.prefix(8)).sock").path
+        try leaveStaleSocket(at: stale)
+        let revived = try await TestDaemon.start(repository: shared.repository) { $0.unixSocketPath = stale }
+        #expect(try await revived.client(.unix).health().serving)
+        revived.server.shutdown()
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import StepRunClient
+import StepRunCore
+import StepRunPostgres
+import StepRunServer
+import StepRunWire
+
+/// One in-process steprund (real server, real repository, real Postgres) shared by the suite.
+struct TestDaemon: Sendable {
+    let server: StepRunServer
+    let repository: StepRunRepository
+    let unixPath: String
+    let tcpPort: Int
+    let token: String
+
+    static let logger: Logger = {
+        var logger = Logger(label: "steprun.e2e")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    static func databaseURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["STEPRUN_TEST_DATABASE_URL"], !url.isEmpty else {
+            throw StepRunError.failedPrecondition(
+                "STEPRUN_TEST_DATABASE_URL is not set: run `make test`, or point it at a database you can write to")
+        }
+        return url
+    }
+
+    private static let started = Task<TestDaemon, any Error> {
+        let pool = PostgresPool(
+            configuration: PostgresConfiguration(connectionString: try databaseURL(), poolSize: 8), logger: logger)
+        try await SchemaMigrator.migrate(pool: pool, logger: logger)
+        let repository = StepRunRepository(pool: pool)
+        return try await start(repository: repository)
+    }
+
+    /// The shared daemon.
+    static func shared() async throws -> TestDaemon {
+        try await started.value
+    }
+
+    /// Starts a daemon of its own (for tests that shut one down or change limits).
+    static func start(
+        repository: StepRunRepository, configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> TestDaemon {
+        let token = "test-token-\(UUID().uuidString)"
+        let unixPath = FileManager.default.temporaryDirectory.appendingPathComponent("steprund-\(UUID().uuidString.prefix(8)).sock").path
+        var configuration = ServerConfiguration(unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token)
+        configure(&configuration)
+        let server = StepRunServer(
+            configuration: configuration, store: repository,
+            health: { deadline in
+                do {
+                    let latency = try await repository.checkHealth(deadline: deadline)
+                    return HealthReply(serving: true, databaseLatencyMicros: Int64(latency.components.attoseconds / 1_000_000_000_000), message: "ok")
+                } catch {
+                    return HealthReply(serving: false, databaseLatencyMicros: -1, message: "\(error)")
+                }
+            },
+            logger: logger)
+        Task { try await server.run() }
+        let bound = try await server.listening()
+        return TestDaemon(
+            server: server, repository: repository, unixPath: bound.unixSocketPath ?? unixPath, tcpPort: bound.tcpPort ?? 0,
+            token: token)
+    }
+
+    func client(_ transport: Transport, token: String? = nil) -> StepRunClient {
+        switch transport {
+        case .unix: StepRunClient(target: .unix(path: unixPath))
+        case .tcp: StepRunClient(target: .tcp(host: "127.0.0.1", port: tcpPort, token: token ?? self.token))
+        }
+    }
+}
+
+/// The two ways workers reach the daemon; most tests run over both.
+enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case unix
+    case tcp
+    var testDescription: String { rawValue }
+}
+
+import Testing
+
+/// Returns the `StepRunError` `body` throws, or nil.
+func storeError(_ body: () async throws -> Void) async -> StepRunError? {
+    do {
+        try await body()
+        return nil
+    } catch let error as StepRunError {
+        return error
+    } catch {
+        return .internal("not a StepRunError: \(error)")
+    }
+}
