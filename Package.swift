@@ -5,6 +5,8 @@ let package = Package(
     name: "steprund",
     products: [
         .executable(name: "steprund", targets: ["steprund"]),
+        .executable(name: "steprunctl", targets: ["steprunctl"]),
+        .executable(name: "steprun-bench", targets: ["steprun-bench"]),
         .library(name: "StepRunClient", targets: ["StepRunClient"]),
         .library(name: "StepRunCore", targets: ["StepRunCore"]),
     ],
@@ -13,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // MARK: C adapters
@@ -57,6 +62,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -78,7 +84,29 @@ let package = Package(
                 "StepRunServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "steprunctl",
+            dependencies: [
+                "StepRunClient",
+                "StepRunCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "steprun-bench",
+            dependencies: [
+                "StepRunClient",
+                "StepRunCore",
+                "StepRunPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
 
@@ -102,6 +130,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "StepRunCtlTests",
+            dependencies: ["StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,1 @@
+print("steprunctl: placeholder")
