@@ -27,7 +27,7 @@ test: deps
 	scripts/with-test-postgres $(SWIFT) test $(SWIFT_BUILD_FLAGS)
 
 test-asan: deps
-	scripts/with-test-postgres $(SWIFT) test --sanitize=address --scratch-path .build-asan $(SWIFT_BUILD_FLAGS)
+	ASAN_OPTIONS=detect_leaks=0 scripts/with-test-postgres $(SWIFT) test --sanitize=address --scratch-path .build-asan $(SWIFT_BUILD_FLAGS)
 
 proto:
 	proto/generate.sh

@@ -26,6 +26,10 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private struct InFlightRequest {
         var id: UInt64
+        var operation: String
+        var started: ContinuousClock.Instant
+        /// The status code the client was answered with (the deadline may answer before the store does).
+        var code: StatusCode = .ok
         var timer: Scheduled<Void>
         var task: Task<Void, Never>
         /// Set once the client has been answered (by the result or by the deadline).
@@ -54,6 +58,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         counted = true
+        server.metrics.connectionOpened()
         let open = server.openConnections.add(1, ordering: .relaxed).newValue
         guard open <= server.configuration.maxConnections else {
             logger.warning("connection refused: too many connections", metadata: ["limit": "\(server.configuration.maxConnections)"])
@@ -73,9 +78,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if counted { server.openConnections.subtract(1, ordering: .relaxed) }
+        if counted {
+            server.openConnections.subtract(1, ordering: .relaxed)
+            server.metrics.connectionClosed()
+        }
         handshakeTimer?.cancel()
         for (_, request) in inFlight {
+            server.metrics.requestFinished(operation: request.operation, code: .cancelled, duration: .now - request.started)
             request.timer.cancel()
             // Frees the caller's place if it is still waiting for a database connection; work that
             // has started is not interrupted, so a write either commits or does not, never halfway.
@@ -109,11 +118,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .hello:
             send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))))
         case .health:
-            start(frame, context: context) { server, deadline in
+            start(frame, operation: "health", context: context) { server, deadline in
                 .success(.health(await server.health(deadline)))
             }
         case .store(let request):
-            start(frame, context: context) { server, deadline in
+            start(frame, operation: request.operationName, context: context) { server, deadline in
                 do {
                     return .success(.store(try await server.store.perform(request, deadline: deadline)))
                 } catch let error as StepRunError {
@@ -188,7 +197,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: Requests
 
     private func start(
-        _ frame: RequestFrame, context: ChannelHandlerContext,
+        _ frame: RequestFrame, operation: String, context: ChannelHandlerContext,
         _ work: @escaping @Sendable (ServerContext, ContinuousClock.Instant) async -> Result<Reply, StepRunError>
     ) {
         guard inFlight.count < server.configuration.maxInFlightPerConnection else {
@@ -213,7 +222,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 handler.value.answer(slot: slot, ResponseFrame(id: id, outcome: outcome), final: true)
             }
         }
-        inFlight[slot] = InFlightRequest(id: id, timer: timer, task: task)
+        server.metrics.requestStarted()
+        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, timer: timer, task: task)
     }
 
     /// Answers a request once; `final` marks the store call as finished, freeing its slot.
@@ -221,10 +231,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard var request = inFlight[slot] else { return }
         if !request.answered {
             request.answered = true
+            if case .failure(let error) = response.outcome { request.code = error.code }
             send(response)
         }
         if final {
             request.timer.cancel()
+            server.metrics.requestFinished(operation: request.operation, code: request.code, duration: .now - request.started)
             inFlight[slot] = nil
             if draining && inFlight.isEmpty { context?.close(promise: nil) }
         } else {

@@ -33,6 +33,11 @@ public struct ServerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// Reported in HelloReply.
     public var serverName: String
+    /// An already-listening Unix socket handed over by the service manager (socket activation);
+    /// used instead of binding `unixSocketPath`.
+    public var inheritedUnixSocket: Int32?
+    /// An already-listening TCP socket handed over by the service manager; used instead of binding `tcp`.
+    public var inheritedTCPSocket: Int32?
 
     public init(
         unixSocketPath: String? = nil, unixSocketMode: UInt16 = 0o660, tcp: (host: String, port: Int)? = nil,
@@ -61,10 +66,10 @@ public struct ServerConfiguration: Sendable {
 
     /// Refuses settings that cannot work, before anything binds.
     func validate() throws(StepRunError) {
-        guard unixSocketPath != nil || tcp != nil else {
+        guard unixSocketPath != nil || tcp != nil || inheritedUnixSocket != nil || inheritedTCPSocket != nil else {
             throw .invalidArgument(field: "listeners", message: "both the Unix socket and TCP are turned off; enable at least one")
         }
-        if tcp != nil && (tcpToken ?? "").isEmpty && !allowInsecureTCP {
+        if (tcp != nil || inheritedTCPSocket != nil) && (tcpToken ?? "").isEmpty && !allowInsecureTCP {
             throw .invalidArgument(
                 field: "token", message: "TCP needs a token (--token-file) or an explicit --insecure-no-auth")
         }

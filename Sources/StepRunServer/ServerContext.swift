@@ -21,6 +21,7 @@ final class ServerContext: Sendable {
     let helloReply: HelloReply
     /// Open connections, for the connection limit.
     let openConnections = Atomic<Int>(0)
+    let metrics = ServerMetrics()
 
     init(configuration: ServerConfiguration, store: any StepRunStore, health: @escaping HealthCheck, logger: Logger) {
         self.configuration = configuration

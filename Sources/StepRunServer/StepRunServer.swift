@@ -97,7 +97,8 @@ public final class StepRunServer: Service, Sendable {
         for listener in listeners {
             try? await listener.close()
         }
-        if let path = configuration.unixSocketPath {
+        // An inherited socket's file belongs to the service manager, which keeps it for the next start.
+        if configuration.inheritedUnixSocket == nil, let path = configuration.unixSocketPath {
             try? UnixSocketFile.reclaim(path)
         }
         await drainConnections()
@@ -111,7 +112,12 @@ public final class StepRunServer: Service, Sendable {
         var listeners: [any Channel] = []
         var bound = BoundAddresses()
         do {
-            if let path = configuration.unixSocketPath {
+            if let descriptor = configuration.inheritedUnixSocket {
+                let channel = try await bootstrap(.unix).withBoundSocket(descriptor).get()
+                listeners.append(channel)
+                bound.unixSocketPath = channel.localAddress?.pathname
+                context.logger.info("listening on inherited unix socket", metadata: ["path": "\(bound.unixSocketPath ?? "?")"])
+            } else if let path = configuration.unixSocketPath {
                 try UnixSocketFile.reclaim(path)
                 let channel = try await bootstrap(.unix).bind(unixDomainSocketPath: path).get()
                 listeners.append(channel)
@@ -119,15 +125,23 @@ public final class StepRunServer: Service, Sendable {
                 bound.unixSocketPath = path
                 context.logger.info("listening on unix socket", metadata: ["path": "\(path)"])
             }
-            if let tcp = configuration.tcp {
+            if let descriptor = configuration.inheritedTCPSocket {
+                let channel = try await bootstrap(.tcp).withBoundSocket(descriptor).get()
+                listeners.append(channel)
+                bound.tcpHost = channel.localAddress?.ipAddress
+                bound.tcpPort = channel.localAddress?.port
+            } else if let tcp = configuration.tcp {
                 let channel = try await bootstrap(.tcp).bind(host: tcp.host, port: tcp.port).get()
                 listeners.append(channel)
                 bound.tcpHost = tcp.host
                 bound.tcpPort = channel.localAddress?.port
+            }
+            if bound.tcpPort != nil {
                 context.logger.info(
                     "listening on tcp",
                     metadata: [
-                        "address": "\(tcp.host):\(bound.tcpPort ?? tcp.port)",
+                        "address": "\(bound.tcpHost ?? "?"):\(bound.tcpPort ?? 0)",
+                        "inherited": "\(configuration.inheritedTCPSocket != nil)",
                         "auth": "\(configuration.allowInsecureTCP ? "none (insecure)" : "token")",
                     ])
             }

@@ -60,6 +60,9 @@ struct DaemonOptions: ParsableArguments {
     @Option(name: .customLong("shutdown-grace"), help: "Time in-flight requests get on shutdown (default 30s).")
     var shutdownGrace: String?
 
+    @Option(help: "Serve Prometheus metrics over HTTP at HOST:PORT, e.g. 127.0.0.1:9433 (default: off).")
+    var metrics: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
@@ -72,7 +75,7 @@ struct DaemonOptions: ParsableArguments {
             ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
             ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("shutdown-grace", shutdownGrace),
-            ("log-level", logLevel),
+            ("log-level", logLevel), ("metrics", metrics),
         ]
         for case (let key, let value?) in options { flags[key] = value }
         if noUnixSocket { flags["no-unix-socket"] = "true" }

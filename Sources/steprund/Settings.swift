@@ -15,7 +15,7 @@ struct Settings {
         "max-in-flight": "STEPRUN_MAX_IN_FLIGHT", "max-connections": "STEPRUN_MAX_CONNECTIONS",
         "max-wait-queue": "STEPRUN_MAX_WAIT_QUEUE", "request-timeout": "STEPRUN_REQUEST_TIMEOUT",
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
-        "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL",
+        "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS",
     ]
     static var knownKeys: Set<String> { Set(environmentNames.keys) }
 
@@ -38,6 +38,7 @@ struct Settings {
     var idleTimeout: Duration = .seconds(300)
     var shutdownGrace: Duration = .seconds(30)
     var logLevel: Logger.Level = .info
+    var metrics: (host: String, port: Int)?
 
     /// Resolves `flags` (already parsed, nil when not given) over the environment and config file.
     init(flags: [String: String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -87,6 +88,9 @@ struct Settings {
         requestTimeout = try duration("request-timeout", requestTimeout)
         idleTimeout = try duration("idle-timeout", idleTimeout)
         shutdownGrace = try duration("shutdown-grace", shutdownGrace)
+        if let address = value("metrics") {
+            metrics = try Self.parseAddress(address)
+        }
         if let level = value("log-level") {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
                 throw DaemonError("log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")

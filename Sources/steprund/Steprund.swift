@@ -1,5 +1,7 @@
 import ArgumentParser
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import StepRunCore
 import StepRunPostgres
@@ -36,8 +38,22 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.settings()
         let logger = makeLogger(settings.logLevel)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let postgres = try settings.postgresConfiguration()
-        let serverConfiguration = try settings.serverConfiguration()
+        var serverConfiguration = try settings.serverConfiguration()
+        let inherited = try Systemd.inheritedSockets()
+        if !inherited.isEmpty {
+            serverConfiguration.inheritedUnixSocket = inherited.unix
+            serverConfiguration.inheritedTCPSocket = inherited.tcp
+            if inherited.tcp != nil, serverConfiguration.tcpToken == nil, let tokenFile = settings.tokenFile {
+                serverConfiguration.tcpToken = try Settings.readToken(tokenFile)
+            }
+            logger.info("using sockets from the service manager", metadata: [
+                "unix": "\(inherited.unix.map(String.init) ?? "none")", "tcp": "\(inherited.tcp.map(String.init) ?? "none")",
+            ])
+        }
+        Systemd.notify("STATUS=applying database migrations")
 
         let pool = PostgresPool(configuration: postgres, logger: logger)
         do {
@@ -61,12 +77,17 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
 
         // Services stop in reverse order: the server drains first, then the pool closes.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: PoolService(pool: pool)),
+            .init(service: server),
+        ]
+        if let metrics = settings.metrics {
+            services.append(.init(service: MetricsEndpoint(host: metrics.host, port: metrics.port, registry: registry, pool: pool, logger: logger)))
+        }
+        services.append(.init(service: SystemdNotifyService(server: server, logger: logger)))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: PoolService(pool: pool)),
-                    .init(service: server),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

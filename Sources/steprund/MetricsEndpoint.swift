@@ -1,0 +1,88 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import StepRunPostgres
+
+/// Serves `GET /metrics` in the Prometheus text format on its own HTTP listener.
+struct MetricsEndpoint: Service {
+    let host: String
+    let port: Int
+    let registry: PrometheusCollectorRegistry
+    let pool: PostgresPool
+    let logger: Logger
+
+    func run() async throws {
+        let scrape = Scrape(registry: registry, pool: pool)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(scrape: scrape))
+                }
+            }
+            .bind(host: host, port: port).get()
+        logger.info("serving metrics", metadata: ["url": "http://\(host):\(channel.localAddress?.port ?? port)/metrics"])
+        try? await gracefulShutdown()
+        try? await channel.close()
+    }
+}
+
+/// Produces one exposition: pool gauges are read at scrape time so they are never stale.
+struct Scrape: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let pool: PostgresPool
+
+    func render() -> [UInt8] {
+        let statistics = pool.statistics
+        registry.makeGauge(name: "steprund_pool_connections", labels: [("state", "busy")]).set(Double(statistics.busy))
+        registry.makeGauge(name: "steprund_pool_connections", labels: [("state", "idle")]).set(Double(statistics.idle))
+        registry.makeGauge(name: "steprund_pool_connected").set(Double(statistics.connected))
+        registry.makeGauge(name: "steprund_pool_size").set(Double(statistics.size))
+        registry.makeGauge(name: "steprund_pool_wait_queue_depth").set(Double(statistics.waiting))
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+final class MetricsHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let scrape: Scrape
+    private var head: HTTPRequestHead?
+
+    init(scrape: Scrape) {
+        self.scrape = scrape
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head else { return }
+            let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
+            let (status, body, type): (HTTPResponseStatus, [UInt8], String) =
+                head.method == .GET && path == "/metrics"
+                ? (.ok, scrape.render(), "text/plain; version=0.0.4; charset=utf-8")
+                : (.notFound, Array("not found; metrics are at /metrics\n".utf8), "text/plain; charset=utf-8")
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: type)
+            headers.add(name: "Content-Length", value: String(body.count))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            let keepAlive = head.isKeepAlive
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+            self.head = nil
+        }
+    }
+}
