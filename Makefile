@@ -3,8 +3,13 @@ SHELL := /bin/bash
 SWIFT ?= swift
 SWIFT_BUILD_FLAGS ?=
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/steprund
+SYSCONFDIR ?= /etc
+UNITDIR ?= /etc/systemd/system
+DESTDIR ?=
 
-.PHONY: help deps build release test test-asan proto run clean
+.PHONY: help deps build release test test-asan proto run install clean
 
 help:
 	@echo "make build      build everything (debug)"
@@ -12,7 +17,8 @@ help:
 	@echo "make test       install missing packages, start a throwaway Postgres, run the whole suite, clean up"
 	@echo "make test-asan  the same, built with AddressSanitizer"
 	@echo "make proto      regenerate the protoc-c code from proto/"
-	@echo "make run        start steprund"
+	@echo "make run        start steprund (embedded dev database unless STEPRUN_DATABASE_URL is set)"
+	@echo "make install    install binaries, systemd units, config and docs (PREFIX, DESTDIR)"
 
 deps:
 	@scripts/install-deps
@@ -32,10 +38,21 @@ test-asan: deps
 proto:
 	proto/generate.sh
 
-run:
-	@echo "make run arrives with the service issue (embedded dev database, systemd); until then:"
-	@echo "  STEPRUN_DATABASE_URL=postgresql://... swift run steprund"
-	@exit 1
+run: deps
+	scripts/run-dev $(ARGS)
+
+install: release
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/steprund $(DESTDIR)$(DOCDIR)
+	install -m 755 $$($(SWIFT) build -c release --show-bin-path)/steprund $(DESTDIR)$(BINDIR)/steprund
+	install -m 755 $$($(SWIFT) build -c release --show-bin-path)/steprunctl $(DESTDIR)$(BINDIR)/steprunctl
+	sed 's|/usr/local/bin|$(BINDIR)|g; s|/usr/local/share/doc/steprund|$(DOCDIR)|g; s|/etc/steprund|$(SYSCONFDIR)/steprund|g' \
+		systemd/steprund.service > $(DESTDIR)$(UNITDIR)/steprund.service
+	sed 's|/usr/local/share/doc/steprund|$(DOCDIR)|g' systemd/steprund.socket > $(DESTDIR)$(UNITDIR)/steprund.socket
+	chmod 644 $(DESTDIR)$(UNITDIR)/steprund.service $(DESTDIR)$(UNITDIR)/steprund.socket
+	[ -e $(DESTDIR)$(SYSCONFDIR)/steprund/steprund.conf ] || install -m 640 systemd/steprund.conf $(DESTDIR)$(SYSCONFDIR)/steprund/steprund.conf
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	@echo "installed; next: put the TCP token in $(SYSCONFDIR)/steprund/token (mode 600), set database-url in"
+	@echo "$(SYSCONFDIR)/steprund/steprund.conf, then: systemctl daemon-reload && systemctl enable --now steprund.socket steprund.service"
 
 clean:
 	rm -rf .build .build-asan

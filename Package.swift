@@ -133,6 +133,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "StepRunDaemonTests",
+            dependencies: ["steprund", "StepRunClient", "StepRunCore"]
+        ),
+        .testTarget(
             name: "StepRunCtlTests",
             dependencies: ["StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore"]
         ),

@@ -65,7 +65,7 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Refuses settings that cannot work, before anything binds.
-    func validate() throws(StepRunError) {
+    public func validate() throws(StepRunError) {
         guard unixSocketPath != nil || tcp != nil || inheritedUnixSocket != nil || inheritedTCPSocket != nil else {
             throw .invalidArgument(field: "listeners", message: "both the Unix socket and TCP are turned off; enable at least one")
         }

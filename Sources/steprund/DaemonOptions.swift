@@ -9,6 +9,9 @@ struct DaemonOptions: ParsableArguments {
     @Option(name: .customLong("database-url"), help: "libpq URL or conninfo of the database (env STEPRUN_DATABASE_URL).")
     var databaseURL: String?
 
+    @Option(name: .customLong("data-dir"), help: "Directory of the embedded development database, used when no database URL is set (default .steprun).")
+    var dataDir: String?
+
     @Option(help: "Postgres schema holding steprund's tables (default steprun).")
     var schema: String?
 
@@ -70,7 +73,7 @@ struct DaemonOptions: ParsableArguments {
     var given: [String: String] {
         var flags: [String: String] = [:]
         let options: [(String, String?)] = [
-            ("config", config), ("database-url", databaseURL), ("schema", schema), ("pool-size", poolSize),
+            ("config", config), ("database-url", databaseURL), ("data-dir", dataDir), ("schema", schema), ("pool-size", poolSize),
             ("max-wait-queue", maxWaitQueue), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
             ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),

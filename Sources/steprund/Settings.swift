@@ -15,7 +15,7 @@ struct Settings {
         "max-in-flight": "STEPRUN_MAX_IN_FLIGHT", "max-connections": "STEPRUN_MAX_CONNECTIONS",
         "max-wait-queue": "STEPRUN_MAX_WAIT_QUEUE", "request-timeout": "STEPRUN_REQUEST_TIMEOUT",
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
-        "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS",
+        "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR",
     ]
     static var knownKeys: Set<String> { Set(environmentNames.keys) }
 
@@ -39,6 +39,8 @@ struct Settings {
     var shutdownGrace: Duration = .seconds(30)
     var logLevel: Logger.Level = .info
     var metrics: (host: String, port: Int)?
+    /// Where the embedded development database lives when no database URL is configured.
+    var dataDirectory = ".steprun"
 
     /// Resolves `flags` (already parsed, nil when not given) over the environment and config file.
     init(flags: [String: String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -71,6 +73,7 @@ struct Settings {
         }
 
         databaseURL = value("database-url")
+        dataDirectory = value("data-dir") ?? dataDirectory
         schema = value("schema") ?? schema
         poolSize = try int("pool-size", poolSize)
         maxWaitQueue = try int("max-wait-queue", maxWaitQueue)
@@ -99,8 +102,11 @@ struct Settings {
         }
     }
 
-    func postgresConfiguration() throws -> PostgresConfiguration {
-        guard let databaseURL, !databaseURL.isEmpty else {
+    /// True when no database is configured and the embedded development cluster is used.
+    var usesEmbeddedDatabase: Bool { (databaseURL ?? "").isEmpty }
+
+    func postgresConfiguration(embedded: String? = nil) throws -> PostgresConfiguration {
+        guard let databaseURL = embedded ?? databaseURL, !databaseURL.isEmpty else {
             throw DaemonError("no database configured: pass --database-url or set STEPRUN_DATABASE_URL")
         }
         return PostgresConfiguration(

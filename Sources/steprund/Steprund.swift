@@ -40,7 +40,6 @@ struct Serve: AsyncParsableCommand {
         let logger = makeLogger(settings.logLevel)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let postgres = try settings.postgresConfiguration()
         var serverConfiguration = try settings.serverConfiguration()
         let inherited = try Systemd.inheritedSockets()
         if !inherited.isEmpty {
@@ -53,6 +52,16 @@ struct Serve: AsyncParsableCommand {
                 "unix": "\(inherited.unix.map(String.init) ?? "none")", "tcp": "\(inherited.tcp.map(String.init) ?? "none")",
             ])
         }
+        var embedded: EmbeddedPostgres?
+        var embeddedStartedHere = false
+        if settings.usesEmbeddedDatabase {
+            let cluster = EmbeddedPostgres(directory: settings.dataDirectory, logger: logger)
+            logger.notice("no database configured: using the embedded development database (not for production)", metadata: ["dir": "\(settings.dataDirectory)"])
+            embeddedStartedHere = try await cluster.start()
+            embedded = cluster
+        }
+        let postgres = try settings.postgresConfiguration(embedded: embedded?.connectionString)
+        try serverConfiguration.validate()
         Systemd.notify("STATUS=applying database migrations")
 
         let pool = PostgresPool(configuration: postgres, logger: logger)
@@ -60,6 +69,7 @@ struct Serve: AsyncParsableCommand {
             try await migrateWhenReachable(pool: pool, logger: logger)
         } catch {
             await pool.shutdown()
+            if embeddedStartedHere { await embedded?.stop() }
             throw error
         }
         let repository = StepRunRepository(pool: pool, limits: serverConfiguration.storeLimits)
@@ -77,7 +87,11 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
 
         // Services stop in reverse order: the server drains first, then the pool closes.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let embedded {
+            services.append(.init(service: EmbeddedPostgresService(postgres: embedded, startedHere: embeddedStartedHere)))
+        }
+        services += [
             .init(service: PoolService(pool: pool)),
             .init(service: server),
         ]

@@ -1,0 +1,38 @@
+import Foundation
+import StepRunClient
+import StepRunCore
+import Testing
+
+@Suite("Metrics and health")
+struct ObservabilityTests {
+    @Test("the metrics endpoint exposes requests by operation and code, latency, pool and in-flight gauges")
+    func metricsEndpoint() async throws {
+        let socketPath = temporaryPath("metrics") + ".sock"
+        let port = freePort()
+        let daemon = try DaemonProcess([
+            Binaries.steprund, "serve", "--database-url", try testDatabaseURL(), "--unix-socket", socketPath,
+            "--metrics", "127.0.0.1:\(port)", "--log-level", "warning",
+        ])
+        #expect(await eventually { unixSocketAccepts(socketPath) }, "daemon output: \(daemon.output)")
+        let client = StepRunClient(target: .unix(path: socketPath))
+        let runID = UUID()
+        let (stepRun, _) = try await client.beginStep(runID: runID, step: "measured")
+        try await client.completeStep(stepRunID: stepRun.id, output: [:])
+        _ = try? await client.completeStep(stepRunID: stepRun.id, output: [:])
+        #expect(try await client.health().serving)
+
+        let body = try #require(await httpGet(port: port, path: "/metrics"))
+        #expect(body.hasPrefix("HTTP/1.1 200") || body.hasPrefix("HTTP/1.0 200"))
+        #expect(body.contains(#"steprund_requests_total{operation="begin_step",code="OK"} 1"#), "\(body)")
+        #expect(body.contains(#"steprund_requests_total{operation="complete_step",code="FAILED_PRECONDITION"} 1"#))
+        #expect(body.contains("steprund_request_duration_seconds_bucket"))
+        #expect(body.contains(#"steprund_pool_connections{state="busy"}"#))
+        #expect(body.contains("steprund_pool_wait_queue_depth 0"))
+        #expect(body.contains("steprund_requests_in_flight"))
+        #expect(body.contains("steprund_connections 1"))
+        let missing = await httpGet(port: port, path: "/other")
+        #expect(missing?.contains(" 404 ") == true)
+        await client.close()
+        #expect(await daemon.terminate() == 0)
+    }
+}

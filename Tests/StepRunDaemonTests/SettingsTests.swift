@@ -1,0 +1,64 @@
+import Foundation
+@testable import steprund
+import Testing
+
+@Suite("Configuration precedence")
+struct SettingsTests {
+    private func configFile(_ text: String) throws -> String {
+        let path = temporaryPath("steprund") + ".conf"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("a flag beats the environment, which beats the config file, which beats the default")
+    func precedence() throws {
+        let file = try configFile("""
+            # comment
+            pool-size = 3
+            schema = from_file
+            request_timeout = 5m
+            log-level = debug
+            """)
+        let settings = try Settings(
+            flags: ["config": file, "pool-size": "11"],
+            environment: ["STEPRUN_POOL_SIZE": "7", "STEPRUN_SCHEMA": "from_env"])
+        #expect(settings.poolSize == 11)
+        #expect(settings.schema == "from_env")
+        #expect(settings.requestTimeout == .seconds(300))
+        #expect(settings.logLevel == .debug)
+        #expect(settings.maxInFlight == 128)
+    }
+
+    @Test("an unknown key in the config file is a start-up error naming the line")
+    func unknownKey() throws {
+        let file = try configFile("pool-size = 3\npool-sise = 4\n")
+        #expect(throws: DaemonError.self) { try Settings(flags: ["config": file], environment: [:]) }
+    }
+
+    @Test("durations and addresses parse in their documented forms")
+    func parsing() throws {
+        #expect(Settings.parseDuration("250ms") == .milliseconds(250))
+        #expect(Settings.parseDuration("2") == .seconds(2))
+        #expect(Settings.parseDuration("soon") == nil)
+        #expect(try Settings.parseAddress(":7433") == ("0.0.0.0", 7433))
+        #expect(try Settings.parseAddress("[::1]:9") == ("::1", 9))
+        #expect(throws: DaemonError.self) { try Settings.parseAddress("nowhere") }
+    }
+
+    @Test("a world-readable token file is refused")
+    func worldReadableToken() throws {
+        let path = temporaryPath("token")
+        try "secret".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        #expect(throws: DaemonError.self) { try Settings.readToken(path) }
+        chmod(path, 0o600)
+        #expect(try Settings.readToken(path) == "secret")
+    }
+
+    @Test("TCP without a token and without --insecure-no-auth does not start")
+    func tcpNeedsToken() async throws {
+        let result = await shell("'\(Binaries.steprund)' serve --database-url 'host=/nonexistent' --no-unix-socket --tcp 127.0.0.1:0")
+        #expect(result.status != 0)
+        #expect(result.output.contains("token"), "\(result.output)")
+    }
+}
