@@ -93,6 +93,14 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "steprun-fuzz",
+            dependencies: [
+                "StepRunCore",
+                "StepRunWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
             name: "steprunctl",
             dependencies: [
                 "StepRunClient",
@@ -135,6 +143,14 @@ let package = Package(
         .testTarget(
             name: "StepRunDaemonTests",
             dependencies: ["steprund", "StepRunClient", "StepRunCore"]
+        ),
+        .testTarget(
+            name: "StepRunResilienceTests",
+            dependencies: [
+                "StepRunClient", "StepRunCore", "StepRunWire", "StepRunPostgres", "StepRunServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "StepRunCtlTests",
