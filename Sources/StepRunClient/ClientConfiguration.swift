@@ -1,3 +1,4 @@
+import NIOSSL
 import StepRunWire
 
 extension StepRunClient {
@@ -26,11 +27,16 @@ extension StepRunClient {
         public var connectTimeout: Duration
         /// Largest frame accepted from or sent to the daemon.
         public var maxFrameBytes: Int
+        /// TLS for `.tcp` targets (nil = plain TCP). Use `TLSConfiguration.makeClientConfiguration()`
+        /// and set `trustRoots` to the daemon's CA, plus a certificate chain and key if it requires one.
+        public var tls: TLSConfiguration?
 
         public init(
             clientName: String = "StepRunClient", defaultTimeout: Duration = .seconds(30),
-            connectTimeout: Duration = .seconds(5), maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes
+            connectTimeout: Duration = .seconds(5), maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes,
+            tls: TLSConfiguration? = nil
         ) {
+            self.tls = tls
             self.clientName = clientName
             self.defaultTimeout = defaultTimeout
             self.connectTimeout = connectTimeout

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import StepRunCore
 import StepRunWire
 import Synchronization
@@ -24,12 +25,24 @@ final class ClientConnection: Sendable {
     static func connect(
         to target: StepRunClient.Target, configuration: StepRunClient.Configuration, group: any EventLoopGroup
     ) async throws -> ClientConnection {
+        var tls: (context: NIOSSLContext, hostname: String?)?
+        if case .tcp(let host, _, _) = target, let configuration = configuration.tls {
+            do {
+                let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+                tls = (try NIOSSLContext(configuration: configuration), isAddress ? nil : host)
+            } catch {
+                throw StepRunError.invalidArgument(field: "tls", message: "cannot set up TLS: \(error)")
+            }
+        }
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls {
+                        try pipeline.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.hostname))
+                    }
                     try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: configuration.maxFrameBytes)))
                     try pipeline.addHandler(ResponseHandler(maxFrameBytes: configuration.maxFrameBytes))
                 }

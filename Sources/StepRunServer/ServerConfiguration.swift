@@ -1,3 +1,4 @@
+import NIOSSL
 import StepRunCore
 import StepRunWire
 
@@ -33,6 +34,14 @@ public struct ServerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// Reported in HelloReply.
     public var serverName: String
+    /// TLS for the TCP listener (nil = plain TCP). Set `certificateVerification` and `trustRoots`
+    /// on it to require client certificates.
+    public var tls: TLSConfiguration?
+    /// Unix-socket peers allowed by user id (SO_PEERCRED), on top of the socket file's permissions;
+    /// nil allows any user the file mode lets in. A peer passes if its uid or its gid is allowed.
+    public var allowedPeerUIDs: Set<UInt32>?
+    /// Unix-socket peers allowed by group id; see `allowedPeerUIDs`.
+    public var allowedPeerGIDs: Set<UInt32>?
     /// An already-listening Unix socket handed over by the service manager (socket activation);
     /// used instead of binding `unixSocketPath`.
     public var inheritedUnixSocket: Int32?

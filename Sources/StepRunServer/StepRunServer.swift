@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import StepRunCore
 import StepRunWire
@@ -109,6 +110,12 @@ public final class StepRunServer: Service, Sendable {
 
     private func bind() async throws -> [any Channel] {
         let configuration = context.configuration
+        let tls: NIOSSLContext?
+        do {
+            tls = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            throw StepRunError.invalidArgument(field: "tls", message: "cannot set up TLS: \(error)")
+        }
         var listeners: [any Channel] = []
         var bound = BoundAddresses()
         do {
@@ -126,12 +133,12 @@ public final class StepRunServer: Service, Sendable {
                 context.logger.info("listening on unix socket", metadata: ["path": "\(path)"])
             }
             if let descriptor = configuration.inheritedTCPSocket {
-                let channel = try await bootstrap(.tcp).withBoundSocket(descriptor).get()
+                let channel = try await bootstrap(.tcp, tls: tls).withBoundSocket(descriptor).get()
                 listeners.append(channel)
                 bound.tcpHost = channel.localAddress?.ipAddress
                 bound.tcpPort = channel.localAddress?.port
             } else if let tcp = configuration.tcp {
-                let channel = try await bootstrap(.tcp).bind(host: tcp.host, port: tcp.port).get()
+                let channel = try await bootstrap(.tcp, tls: tls).bind(host: tcp.host, port: tcp.port).get()
                 listeners.append(channel)
                 bound.tcpHost = tcp.host
                 bound.tcpPort = channel.localAddress?.port
@@ -143,6 +150,7 @@ public final class StepRunServer: Service, Sendable {
                         "address": "\(bound.tcpHost ?? "?"):\(bound.tcpPort ?? 0)",
                         "inherited": "\(configuration.inheritedTCPSocket != nil)",
                         "auth": "\(configuration.allowInsecureTCP ? "none (insecure)" : "token")",
+                        "tls": "\(configuration.tls == nil ? "off" : "on")",
                     ])
             }
         } catch {
@@ -158,9 +166,10 @@ public final class StepRunServer: Service, Sendable {
         return listeners
     }
 
-    private func bootstrap(_ transport: Transport) -> ServerBootstrap {
+    private func bootstrap(_ transport: Transport, tls: NIOSSLContext? = nil) -> ServerBootstrap {
         let context = self.context
         let idle = TimeAmount(context.configuration.idleTimeout)
+        let configuration = context.configuration
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: transport == .tcp ? 1 : 0)
@@ -168,8 +177,24 @@ public final class StepRunServer: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
                 track(channel)
-                return channel.eventLoop.makeCompletedFuture {
+                let admitted: EventLoopFuture<Void>
+                if transport == .unix, configuration.allowedPeerUIDs != nil || configuration.allowedPeerGIDs != nil {
+                    admitted = PeerCredentials.of(channel).flatMapThrowing { peer in
+                        guard peer.isAllowed(uids: configuration.allowedPeerUIDs, gids: configuration.allowedPeerGIDs) else {
+                            context.logger.warning(
+                                "unix peer refused by the allow-list",
+                                metadata: ["uid": "\(peer.uid)", "gid": "\(peer.gid)", "pid": "\(peer.pid)"])
+                            throw PeerNotAllowedError()
+                        }
+                    }
+                } else {
+                    admitted = channel.eventLoop.makeSucceededVoidFuture()
+                }
+                return admitted.flatMapThrowing {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls {
+                        try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try pipeline.addHandler(IdleStateHandler(readTimeout: idle))
                     try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: context.configuration.maxFrameBytes)))
                     try pipeline.addHandler(ConnectionHandler(server: context, transport: transport))

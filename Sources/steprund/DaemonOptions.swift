@@ -63,6 +63,21 @@ struct DaemonOptions: ParsableArguments {
     @Option(name: .customLong("shutdown-grace"), help: "Time in-flight requests get on shutdown (default 30s).")
     var shutdownGrace: String?
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TCP over TLS (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-client-ca"), help: "PEM CA bundle: require TCP clients to present a certificate it signed.")
+    var tlsClientCA: String?
+
+    @Option(name: .customLong("allow-uids"), help: "Unix socket: only these users (ids or names, comma-separated) may connect.")
+    var allowUIDs: String?
+
+    @Option(name: .customLong("allow-gids"), help: "Unix socket: only these groups (ids or names, comma-separated) may connect.")
+    var allowGIDs: String?
+
     @Option(help: "Serve Prometheus metrics over HTTP at HOST:PORT, e.g. 127.0.0.1:9433 (default: off).")
     var metrics: String?
 
@@ -79,6 +94,8 @@ struct DaemonOptions: ParsableArguments {
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
             ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("shutdown-grace", shutdownGrace),
             ("log-level", logLevel), ("metrics", metrics),
+            ("tls-cert", tlsCert), ("tls-key", tlsKey), ("tls-client-ca", tlsClientCA), ("allow-uids", allowUIDs),
+            ("allow-gids", allowGIDs),
         ]
         for case (let key, let value?) in options { flags[key] = value }
         if noUnixSocket { flags["no-unix-socket"] = "true" }

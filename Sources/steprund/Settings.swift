@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import StepRunCore
 import StepRunPostgres
 import StepRunServer
@@ -16,6 +17,8 @@ struct Settings {
         "max-wait-queue": "STEPRUN_MAX_WAIT_QUEUE", "request-timeout": "STEPRUN_REQUEST_TIMEOUT",
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
         "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR",
+        "tls-cert": "STEPRUN_TLS_CERT", "tls-key": "STEPRUN_TLS_KEY", "tls-client-ca": "STEPRUN_TLS_CLIENT_CA",
+        "allow-uids": "STEPRUN_ALLOW_UIDS", "allow-gids": "STEPRUN_ALLOW_GIDS",
     ]
     static var knownKeys: Set<String> { Set(environmentNames.keys) }
 
@@ -39,6 +42,11 @@ struct Settings {
     var shutdownGrace: Duration = .seconds(30)
     var logLevel: Logger.Level = .info
     var metrics: (host: String, port: Int)?
+    var tlsCertificate: String?
+    var tlsKey: String?
+    var tlsClientCA: String?
+    var allowedUIDs: Set<UInt32>?
+    var allowedGIDs: Set<UInt32>?
     /// Where the embedded development database lives when no database URL is configured.
     var dataDirectory = ".steprun"
 
@@ -91,6 +99,13 @@ struct Settings {
         requestTimeout = try duration("request-timeout", requestTimeout)
         idleTimeout = try duration("idle-timeout", idleTimeout)
         shutdownGrace = try duration("shutdown-grace", shutdownGrace)
+        tlsCertificate = value("tls-cert")
+        tlsKey = value("tls-key")
+        tlsClientCA = value("tls-client-ca")
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw DaemonError("tls-cert and tls-key go together") }
+        guard tlsClientCA == nil || tlsCertificate != nil else { throw DaemonError("tls-client-ca needs tls-cert and tls-key") }
+        allowedUIDs = try value("allow-uids").map { try Self.parseIDs($0, kind: "user") }
+        allowedGIDs = try value("allow-gids").map { try Self.parseIDs($0, kind: "group") }
         if let address = value("metrics") {
             metrics = try Self.parseAddress(address)
         }
@@ -119,11 +134,50 @@ struct Settings {
         if let tokenFile, tcp != nil {
             token = try Self.readToken(tokenFile)
         }
-        return ServerConfiguration(
+        var configuration = ServerConfiguration(
             unixSocketPath: unixSocket, tcp: tcp, tcpToken: token, allowInsecureTCP: insecureNoAuth,
             maxFrameBytes: maxFrameBytes, storeLimits: StoreLimits(maxPayloadBytes: maxPayloadBytes),
             maxInFlightPerConnection: maxInFlight, maxConnections: maxConnections,
             defaultRequestTimeout: requestTimeout, idleTimeout: idleTimeout, shutdownGracePeriod: shutdownGrace)
+        configuration.tls = try tlsConfiguration()
+        configuration.allowedPeerUIDs = allowedUIDs
+        configuration.allowedPeerGIDs = allowedGIDs
+        return configuration
+    }
+
+    /// TLS for the TCP listener from PEM files; with a client CA, clients must present a certificate it signed.
+    func tlsConfiguration() throws -> TLSConfiguration? {
+        guard let tlsCertificate, let tlsKey else { return nil }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { NIOSSLCertificateSource.certificate($0) }
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem)))
+            configuration.minimumTLSVersion = .tlsv12
+            if let tlsClientCA {
+                configuration.certificateVerification = .noHostnameVerification
+                configuration.trustRoots = .file(tlsClientCA)
+            }
+            return configuration
+        } catch {
+            throw DaemonError("cannot load the TLS certificate or key (\(tlsCertificate), \(tlsKey)): \(error)")
+        }
+    }
+
+    /// A comma-separated list of numeric ids or user/group names.
+    static func parseIDs(_ text: String, kind: String) throws -> Set<UInt32> {
+        var ids = Set<UInt32>()
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            if let id = UInt32(item) {
+                ids.insert(id)
+            } else if kind == "user", let entry = getpwnam(item) {
+                ids.insert(entry.pointee.pw_uid)
+            } else if kind == "group", let entry = getgrnam(item) {
+                ids.insert(entry.pointee.gr_gid)
+            } else {
+                throw DaemonError("unknown \(kind) \"\(item)\" in allow-\(kind == "user" ? "uids" : "gids")")
+            }
+        }
+        return ids
     }
 
     /// Reads the TCP token, refusing a file anyone on the machine can read.

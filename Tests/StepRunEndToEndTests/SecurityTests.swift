@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NIOSSL
+import StepRunClient
+import StepRunCore
+import StepRunServer
+import Testing
+
+/// A throwaway CA with a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+struct TestCertificates: Sendable {
+    let directory: String
+    var ca: String { directory + "/ca.pem" }
+    var serverCertificate: String { directory + "/server.pem" }
+    var serverKey: String { directory + "/server.key" }
+    var clientCertificate: String { directory + "/client.pem" }
+    var clientKey: String { directory + "/client.key" }
+
+    static let shared = Task<TestCertificates, any Error> {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steprun-tls-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        let script = """
+            set -e; cd '\(directory)'
+            openssl req -x509 \(key) -keyout ca.key -out ca.pem -days 2 -subj /CN=steprun-test-ca
+            for name in server client; do
+              openssl req \(key) -keyout $name.key -out $name.csr -subj /CN=$name
+              printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > $name.ext
+              openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $name.pem -days 2 -extfile $name.ext
+            done
+            """
+        let status: Int32 = await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: system("(\(script)) > '\(directory)/openssl.log' 2>&1")) }.start()
+        }
+        guard status == 0 else { throw StepRunError.internal("openssl failed; see \(directory)/openssl.log") }
+        return TestCertificates(directory: directory)
+    }
+
+    func serverTLS(requireClientCertificate: Bool) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(serverCertificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: serverKey, format: .pem)))
+        if requireClientCertificate {
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .file(ca)
+        }
+        return configuration
+    }
+
+    func clientTLS(withCertificate: Bool) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .file(ca)
+        if withCertificate {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(clientCertificate).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: clientKey, format: .pem))
+        }
+        return configuration
+    }
+}
+
+@Suite("Transport security")
+struct SecurityTests {
+    @Test("TLS on TCP: a client trusting the CA is served; plain TCP and an untrusting client are not")
+    func tls() async throws {
+        let shared = try await TestDaemon.shared()
+        let certificates = try await TestCertificates.shared.value
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.tls = try? certificates.serverTLS(requireClientCertificate: false) }
+        defer { daemon.server.shutdown() }
+
+        let trusted = StepRunClient(
+            target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token),
+            configuration: .init(connectTimeout: .seconds(3), tls: try certificates.clientTLS(withCertificate: false)))
+        let (stepRun, decision) = try await trusted.beginStep(runID: UUID(), step: "over-tls")
+        #expect(decision == .execute)
+        #expect(stepRun.step == "over-tls")
+        await trusted.close()
+
+        let plain = StepRunClient(
+            target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token), configuration: .init(connectTimeout: .seconds(2)))
+        #expect(await storeError { _ = try await plain.health(timeout: .seconds(2)) } != nil)
+        await plain.close()
+
+        let untrusting = StepRunClient(
+            target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token),
+            configuration: .init(connectTimeout: .seconds(2), tls: TLSConfiguration.makeClientConfiguration()))
+        #expect(await storeError { _ = try await untrusting.health(timeout: .seconds(2)) } != nil)
+        await untrusting.close()
+    }
+
+    @Test("mutual TLS: a client without a certificate signed by the client CA is refused")
+    func mutualTLS() async throws {
+        let shared = try await TestDaemon.shared()
+        let certificates = try await TestCertificates.shared.value
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.tls = try? certificates.serverTLS(requireClientCertificate: true) }
+        defer { daemon.server.shutdown() }
+        let target = StepRunClient.Target.tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token)
+
+        let withCertificate = StepRunClient(target: target, configuration: .init(tls: try certificates.clientTLS(withCertificate: true)))
+        #expect(try await withCertificate.health().serving)
+        await withCertificate.close()
+
+        let without = StepRunClient(target: target, configuration: .init(connectTimeout: .seconds(2), tls: try certificates.clientTLS(withCertificate: false)))
+        #expect(await storeError { _ = try await without.health(timeout: .seconds(2)) } != nil)
+        await without.close()
+    }
+
+    @Test("the Unix socket's peer allow-list admits listed users and refuses others")
+    func peerAllowList() async throws {
+        let shared = try await TestDaemon.shared()
+        let allowed = try await TestDaemon.start(repository: shared.repository) { $0.allowedPeerUIDs = [getuid()] }
+        defer { allowed.server.shutdown() }
+        let admitted = allowed.client(.unix)
+        #expect(try await admitted.health().serving)
+        await admitted.close()
+
+        let refusing = try await TestDaemon.start(repository: shared.repository) {
+            $0.allowedPeerUIDs = [getuid() &+ 4242]
+            $0.allowedPeerGIDs = [getgid() &+ 4242]
+        }
+        defer { refusing.server.shutdown() }
+        let refused = refusing.client(.unix)
+        #expect(await storeError { _ = try await refused.health(timeout: .seconds(2)) }?.code == .unavailable)
+        await refused.close()
+    }
+}
