@@ -9,7 +9,7 @@ extension PGError {
         switch sqlState {
         case "57014":  // query_canceled: statement_timeout
             return .deadlineExceeded("the database statement timed out while \(context)")
-        case "40001", "40P01":  // serialization_failure, deadlock_detected
+        case "40001", "40P01", "55P03":  // serialization_failure, deadlock_detected, lock_not_available
             return .aborted("the database aborted the transaction while \(context) (\(message)); retry")
         case "23505":  // unique_violation
             return .alreadyExists("\(message) while \(context)")

@@ -87,6 +87,18 @@ final class PGConnection {
         return poll(&descriptor, 1, 0) == 0
     }
 
+    /// True when connected and inside a transaction that has not failed.
+    var isInHealthyTransaction: Bool {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
+        return PQtransactionStatus(handle) == PQTRANS_INTRANS
+    }
+
+    /// True when connected and outside any transaction.
+    var isIdle: Bool {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
+        return PQtransactionStatus(handle) == PQTRANS_IDLE
+    }
+
     /// Runs SQL that takes no parameters (may hold several statements); returns the last result's rows.
     @discardableResult
     func simpleQuery(_ sql: String) throws(PGError) -> PGRows {

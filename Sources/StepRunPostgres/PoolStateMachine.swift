@@ -3,7 +3,12 @@
 /// Jobs are handed to idle workers first, then queued up to `maxWaitQueue`. Every job leaves the
 /// machine exactly once: handed to a worker, expired, cancelled, or failed at shutdown — which is
 /// what guarantees each caller is answered exactly once.
-struct PoolStateMachine<Job> {
+/// A job the pool state machine can tell apart: may it share a transaction with its neighbours?
+protocol PoolWork {
+    var isBatchable: Bool { get }
+}
+
+struct PoolStateMachine<Job: PoolWork> {
     /// What the submitter must do after `submit`.
     enum SubmitAction {
         /// Wake this idle worker; the job is in its mailbox.
@@ -21,7 +26,8 @@ struct PoolStateMachine<Job> {
 
     /// What an idle worker does next.
     enum WorkerAction {
-        case run(Job)
+        /// Run these jobs; more than one only when all are batchable (group commit).
+        case run([Job])
         /// Sleep until woken.
         case wait
         /// Close the connection and end the thread.
@@ -34,6 +40,8 @@ struct PoolStateMachine<Job> {
     }
 
     let maxWaitQueue: Int
+    /// Most jobs handed out together; 1 turns group commit off.
+    let maxBatch: Int
     private var queue: [Entry?] = []
     private var queueHead = 0
     private var queuedCount = 0
@@ -42,8 +50,9 @@ struct PoolStateMachine<Job> {
     private var busy: Set<Int> = []
     private(set) var isShuttingDown = false
 
-    init(workerCount: Int, maxWaitQueue: Int) {
+    init(workerCount: Int, maxWaitQueue: Int, maxBatch: Int = 1) {
         self.maxWaitQueue = maxWaitQueue
+        self.maxBatch = max(1, maxBatch)
         self.mailboxes = Array(repeating: nil, count: workerCount)
     }
 
@@ -64,16 +73,26 @@ struct PoolStateMachine<Job> {
         return .enqueued
     }
 
-    /// Called by a worker that has finished its job (or just started): the next job, or wait, or exit.
+    /// Called by a worker that has finished its job (or just started): the next jobs, or wait, or exit.
+    ///
+    /// A batchable job takes the batchable jobs queued right behind it along (up to `maxBatch`), so
+    /// that under load one transaction — one commit — serves many callers. Nothing waits for a batch
+    /// to fill: alone, a job runs by itself at once.
     mutating func next(worker: Int) -> WorkerAction {
+        var first: Job?
         if let job = mailboxes[worker] {
             mailboxes[worker] = nil
-            busy.insert(worker)
-            return .run(job)
+            first = job
+        } else {
+            first = dequeue()
         }
-        if let job = dequeue() {
+        if let first {
             busy.insert(worker)
-            return .run(job)
+            var batch = [first]
+            while first.isBatchable, batch.count < maxBatch, let job = dequeue(where: \.isBatchable) {
+                batch.append(job)
+            }
+            return .run(batch)
         }
         busy.remove(worker)
         if isShuttingDown { return .exit }
@@ -105,9 +124,12 @@ struct PoolStateMachine<Job> {
         return (jobs, wake)
     }
 
-    private mutating func dequeue() -> Job? {
+    private mutating func dequeue(where condition: ((Job) -> Bool)? = nil) -> Job? {
         while queueHead < queue.count {
             let entry = queue[queueHead]
+            if let entry, let condition, !condition(entry.job) {
+                return nil  // keep arrival order: stop at the first job that cannot join
+            }
             queue[queueHead] = nil
             queueHead += 1
             if let entry {

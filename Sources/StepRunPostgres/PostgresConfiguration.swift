@@ -20,13 +20,17 @@ public struct PostgresConfiguration: Sendable {
     public var maxReconnectBackoff: Duration
     /// Reported to Postgres as `application_name`.
     public var applicationName: String
+    /// Most write calls committed together in one transaction when they queue up (group commit);
+    /// 1 turns it off. Batches form only from calls already waiting, so a lone call never waits.
+    public var maxGroupCommit: Int
 
     public init(
         connectionString: String, schema: String = "steprun", poolSize: Int = 8, maxWaitQueue: Int = 4096,
         statementTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5),
         defaultTimeout: Duration = .seconds(30), initialReconnectBackoff: Duration = .milliseconds(50),
-        maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund"
+        maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund", maxGroupCommit: Int = 64
     ) {
+        self.maxGroupCommit = maxGroupCommit
         self.connectionString = connectionString
         self.schema = schema
         self.poolSize = poolSize

@@ -16,6 +16,10 @@ public struct PoolStatistics: Sendable, Hashable {
     public var waiting: Int
     /// Connections currently open to Postgres.
     public var connected: Int
+    /// Transactions that committed a group of several write calls together.
+    public var groupCommits: Int
+    /// Write calls answered through those group commits.
+    public var groupCommittedCalls: Int
 }
 
 /// A fixed set of libpq connections, each owned by its own thread.
@@ -33,12 +37,17 @@ public final class PostgresPool: Sendable {
     private let exited = DispatchGroup()
     private let nextJobID = Atomic<UInt64>(1)
     private let connectedCount = Atomic<Int>(0)
+    private let groupCommits = Atomic<Int>(0)
+    private let groupCommittedCalls = Atomic<Int>(0)
 
     public init(configuration: PostgresConfiguration, logger: Logger) {
         precondition(configuration.poolSize >= 1, "pool size must be at least 1")
         self.configuration = configuration
         self.logger = logger
-        self.state = Mutex(PoolStateMachine(workerCount: configuration.poolSize, maxWaitQueue: configuration.maxWaitQueue))
+        self.state = Mutex(
+            PoolStateMachine(
+                workerCount: configuration.poolSize, maxWaitQueue: configuration.maxWaitQueue,
+                maxBatch: configuration.maxGroupCommit))
         self.wakeups = (0..<configuration.poolSize).map { _ in DispatchSemaphore(value: 0) }
         for index in 0..<configuration.poolSize {
             exited.enter()
@@ -57,7 +66,8 @@ public final class PostgresPool: Sendable {
         let (busy, idle, waiting) = state.withLock { ($0.busyCount, $0.idleCount, $0.waitingCount) }
         return PoolStatistics(
             size: configuration.poolSize, busy: busy, idle: idle, waiting: waiting,
-            connected: connectedCount.load(ordering: .relaxed))
+            connected: connectedCount.load(ordering: .relaxed), groupCommits: groupCommits.load(ordering: .relaxed),
+            groupCommittedCalls: groupCommittedCalls.load(ordering: .relaxed))
     }
 
     /// Runs `body` on a pooled connection's thread and returns its result.
@@ -69,6 +79,35 @@ public final class PostgresPool: Sendable {
         deadline: ContinuousClock.Instant?,
         _ body: @escaping @Sendable (PGConnection) throws(StepRunError) -> Result
     ) async throws(StepRunError) -> Result {
+        try await submitAndWait(deadline: deadline) { continuation, deadline, fail in
+            PoolJob(
+                deadline: deadline,
+                work: .connection { connection in
+                    do throws(StepRunError) {
+                        continuation.resume(returning: try body(connection))
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                },
+                fail: fail)
+        }
+    }
+
+    /// Runs one store request on a pooled connection. Write requests that find others queued behind
+    /// them share one transaction with them (group commit); each caller is answered after COMMIT.
+    func perform(_ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?) async throws(StepRunError) -> StoreResult {
+        try await submitAndWait(deadline: deadline) { continuation, deadline, fail in
+            PoolJob(
+                deadline: deadline,
+                work: .store(request, sql) { continuation.resume(with: $0.mapError { $0 as any Error }) },
+                fail: fail)
+        }
+    }
+
+    private func submitAndWait<Result: Sendable>(
+        deadline: ContinuousClock.Instant?,
+        makeJob: (CheckedContinuation<Result, any Error>, ContinuousClock.Instant, @escaping @Sendable (StepRunError) -> Void) -> PoolJob
+    ) async throws(StepRunError) -> Result {
         let deadline = deadline ?? .now.advanced(by: configuration.defaultTimeout)
         guard deadline > .now else {
             throw .deadlineExceeded("the deadline passed before the call reached the database")
@@ -77,17 +116,7 @@ public final class PostgresPool: Sendable {
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
-                    let job = PoolJob(
-                        deadline: deadline,
-                        execute: { connection in
-                            do throws(StepRunError) {
-                                continuation.resume(returning: try body(connection))
-                            } catch {
-                                continuation.resume(throwing: error)
-                            }
-                        },
-                        fail: { continuation.resume(throwing: $0) })
-                    submit(job, id: id)
+                    submit(makeJob(continuation, deadline, { continuation.resume(throwing: $0) }), id: id)
                 }
             } onCancel: {
                 if let job = state.withLock({ $0.remove(id: id) }) {
@@ -150,22 +179,75 @@ public final class PostgresPool: Sendable {
     fileprivate func connectionClosed() {
         connectedCount.subtract(1, ordering: .relaxed)
     }
+
+    fileprivate func recordGroupCommit(calls: Int) {
+        groupCommits.add(1, ordering: .relaxed)
+        groupCommittedCalls.add(calls, ordering: .relaxed)
+    }
 }
 
 /// One caller's work, owned by exactly one of: a worker, the expiry timer, cancellation, shutdown.
-final class PoolJob: Sendable {
+final class PoolJob: Sendable, PoolWork {
+    enum Work: Sendable {
+        /// Arbitrary work on the connection (migrations, health, tests).
+        case connection(@Sendable (PGConnection) -> Void)
+        /// A store request and where its outcome goes.
+        case store(StoreRequest, StepRunSQL, @Sendable (Result<StoreResult, StepRunError>) -> Void)
+    }
+
     let deadline: ContinuousClock.Instant
-    let execute: @Sendable (PGConnection) -> Void
+    let work: Work
     let fail: @Sendable (StepRunError) -> Void
     private let timer = Mutex<Task<Void, Never>?>(nil)
 
-    init(
-        deadline: ContinuousClock.Instant, execute: @escaping @Sendable (PGConnection) -> Void,
-        fail: @escaping @Sendable (StepRunError) -> Void
-    ) {
+    init(deadline: ContinuousClock.Instant, work: Work, fail: @escaping @Sendable (StepRunError) -> Void) {
         self.deadline = deadline
-        self.execute = execute
+        self.work = work
         self.fail = fail
+    }
+
+    /// Single-statement writes may share a transaction; a `transaction` call has its own BEGIN/COMMIT.
+    var isBatchable: Bool {
+        if case .store(let request, _, _) = work { return request.isTransactional }
+        return false
+    }
+
+    /// Runs the job by itself (autocommit) and answers its caller.
+    ///
+    /// A single statement can still lose a deadlock or serialization race against a group holding
+    /// locks; Postgres then applied nothing of it, so it is run again (a few times, briefly spaced).
+    func runAlone(on connection: PGConnection) {
+        switch work {
+        case .connection(let body):
+            body(connection)
+        case .store(let request, let sql, let deliver):
+            var outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
+            var retries = 0
+            while case .failure(.aborted) = outcome, (retries < 5), connection.isIdle, (deadline > ContinuousClock.now) {
+                retries += 1
+                usleep(UInt32(1000 * retries))
+                outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
+            }
+            deliver(outcome)
+        }
+    }
+
+    /// Orders a group's calls so that groups tend to take row locks in the same order.
+    var lockOrderKey: String {
+        guard case .store(let request, _, _) = work else { return "" }
+        switch request {
+        case .beginStep(let runID, let step, _, _), .scheduleStep(let runID, let step, _, _):
+            return runID.uuidString + "/" + step
+        case .scheduleSteps(let runID, _), .deletePendingSteps(let runID, _):
+            return runID.uuidString
+        case .completeStep(let id, _), .completeManualStep(let id, _, _), .failStep(let id, _),
+            .persistPauseResume(let id, _, _), .persistApprovalResume(let id, _, _, _), .recordFailureRecovery(let id, _, _),
+            .updateRecovery(let id, _), .beginAttempt(let id), .completeAttempt(let id), .failAttempt(let id, _),
+            .recordAttempt(let id, _, _, _):
+            return id.uuidString
+        default:
+            return ""
+        }
     }
 
     /// Arms the deadline for a job that had to queue.
@@ -208,18 +290,27 @@ private struct PoolWorker {
             case .exit:
                 dropConnection()
                 return
-            case .run(let job):
-                job.cancelTimer()
-                guard job.deadline > .now else {
-                    job.fail(.deadlineExceeded("no database connection became free before the deadline"))
-                    continue
+            case .run(let jobs):
+                var live: [PoolJob] = []
+                for job in jobs {
+                    job.cancelTimer()
+                    if job.deadline > .now {
+                        live.append(job)
+                    } else {
+                        job.fail(.deadlineExceeded("no database connection became free before the deadline"))
+                    }
                 }
+                guard !live.isEmpty else { continue }
                 ensureConnection()
                 guard let connection else {
-                    job.fail(.unavailable("database unreachable: \(lastFailure)"))
+                    for job in live { job.fail(.unavailable("database unreachable: \(lastFailure)")) }
                     continue
                 }
-                job.execute(connection)
+                if live.count == 1 {
+                    live[0].runAlone(on: connection)
+                } else if GroupCommit.run(live, on: connection) {
+                    pool.recordGroupCommit(calls: live.count)
+                }
                 if !connection.isUsable {
                     dropConnection()
                 }

@@ -18,10 +18,7 @@ public final class StepRunRepository: StepRunStore {
 
     public func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
         try request.validate(limits: limits)
-        let sql = self.sql
-        return try await pool.withConnection(deadline: deadline) { connection throws(StepRunError) in
-            try StoreOperations(connection: connection, sql: sql).perform(request)
-        }
+        return try await pool.perform(request, sql: sql, deadline: deadline)
     }
 
     /// Round trip to the database through the pool; returns its latency.

@@ -21,6 +21,9 @@ struct DaemonOptions: ParsableArguments {
     @Option(name: .customLong("max-wait-queue"), help: "Calls that may wait for a database connection (default 4096).")
     var maxWaitQueue: String?
 
+    @Option(name: .customLong("group-commit-max"), help: "Most queued writes committed in one transaction; 1 turns group commit off (default 64).")
+    var groupCommitMax: String?
+
     @Option(name: .customLong("statement-timeout"), help: "Postgres statement_timeout, e.g. 30s (default 30s).")
     var statementTimeout: String?
 
@@ -89,7 +92,7 @@ struct DaemonOptions: ParsableArguments {
         var flags: [String: String] = [:]
         let options: [(String, String?)] = [
             ("config", config), ("database-url", databaseURL), ("data-dir", dataDir), ("schema", schema), ("pool-size", poolSize),
-            ("max-wait-queue", maxWaitQueue), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
+            ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
             ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
             ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("shutdown-grace", shutdownGrace),

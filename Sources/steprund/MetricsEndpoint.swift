@@ -5,6 +5,7 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import StepRunPostgres
+import Synchronization
 
 /// Serves `GET /metrics` in the Prometheus text format on its own HTTP listener.
 struct MetricsEndpoint: Service {
@@ -32,12 +33,25 @@ struct MetricsEndpoint: Service {
 }
 
 /// Produces one exposition: pool gauges are read at scrape time so they are never stale.
-struct Scrape: Sendable {
+final class Scrape: Sendable {
     let registry: PrometheusCollectorRegistry
     let pool: PostgresPool
+    /// Group-commit totals already added to the counters.
+    private let reported = Mutex((commits: 0, calls: 0))
+
+    init(registry: PrometheusCollectorRegistry, pool: PostgresPool) {
+        self.registry = registry
+        self.pool = pool
+    }
 
     func render() -> [UInt8] {
         let statistics = pool.statistics
+        let (commits, calls) = reported.withLock { reported in
+            defer { reported = (statistics.groupCommits, statistics.groupCommittedCalls) }
+            return (statistics.groupCommits - reported.commits, statistics.groupCommittedCalls - reported.calls)
+        }
+        registry.makeCounter(name: "steprund_group_commits_total").increment(by: Int64(commits))
+        registry.makeCounter(name: "steprund_group_committed_calls_total").increment(by: Int64(calls))
         registry.makeGauge(name: "steprund_pool_connections", labels: [("state", "busy")]).set(Double(statistics.busy))
         registry.makeGauge(name: "steprund_pool_connections", labels: [("state", "idle")]).set(Double(statistics.idle))
         registry.makeGauge(name: "steprund_pool_connected").set(Double(statistics.connected))

@@ -16,7 +16,7 @@ struct Settings {
         "max-in-flight": "STEPRUN_MAX_IN_FLIGHT", "max-connections": "STEPRUN_MAX_CONNECTIONS",
         "max-wait-queue": "STEPRUN_MAX_WAIT_QUEUE", "request-timeout": "STEPRUN_REQUEST_TIMEOUT",
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
-        "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR",
+        "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR", "group-commit-max": "STEPRUN_GROUP_COMMIT_MAX",
         "tls-cert": "STEPRUN_TLS_CERT", "tls-key": "STEPRUN_TLS_KEY", "tls-client-ca": "STEPRUN_TLS_CLIENT_CA",
         "allow-uids": "STEPRUN_ALLOW_UIDS", "allow-gids": "STEPRUN_ALLOW_GIDS",
     ]
@@ -28,6 +28,7 @@ struct Settings {
     var schema = "steprun"
     var poolSize = 8
     var maxWaitQueue = 4096
+    var groupCommitMax = 64
     var statementTimeout: Duration = .seconds(30)
     var unixSocket: String? = Settings.defaultUnixSocket
     var tcp: (host: String, port: Int)?
@@ -85,6 +86,7 @@ struct Settings {
         schema = value("schema") ?? schema
         poolSize = try int("pool-size", poolSize)
         maxWaitQueue = try int("max-wait-queue", maxWaitQueue)
+        groupCommitMax = try int("group-commit-max", groupCommitMax)
         statementTimeout = try duration("statement-timeout", statementTimeout)
         unixSocket = try flag("no-unix-socket") ? nil : (value("unix-socket") ?? unixSocket)
         if let address = value("tcp"), !(try flag("no-tcp")) {
@@ -126,7 +128,7 @@ struct Settings {
         }
         return PostgresConfiguration(
             connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
-            statementTimeout: statementTimeout, defaultTimeout: requestTimeout)
+            statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {

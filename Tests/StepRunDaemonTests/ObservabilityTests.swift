@@ -30,6 +30,7 @@ struct ObservabilityTests {
         #expect(body.contains("steprund_pool_wait_queue_depth 0"))
         #expect(body.contains("steprund_requests_in_flight"))
         #expect(body.contains("steprund_connections 1"))
+        #expect(body.contains("steprund_group_commits_total"))
         let missing = await httpGet(port: port, path: "/other")
         #expect(missing?.contains(" 404 ") == true)
         await client.close()

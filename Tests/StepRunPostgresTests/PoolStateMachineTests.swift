@@ -1,20 +1,42 @@
 @testable import StepRunPostgres
 import Testing
 
+/// A job for the state machine: a name, and whether it may share a transaction.
+struct TestJob: PoolWork, Equatable, ExpressibleByStringLiteral, CustomStringConvertible {
+    var name: String
+    var isBatchable: Bool
+
+    init(_ name: String, batchable: Bool) {
+        self.name = name
+        self.isBatchable = batchable
+    }
+
+    init(stringLiteral name: String) {
+        self.init(name, batchable: false)
+    }
+
+    var description: String { name }
+}
+
 @Suite("Pool state machine")
 struct PoolStateMachineTests {
+    private func names(_ action: PoolStateMachine<TestJob>.WorkerAction) -> [String]? {
+        if case .run(let jobs) = action { return jobs.map(\.name) }
+        return nil
+    }
+
     @Test("a job goes straight to an idle worker")
     func idleWorkerTakesJob() {
-        var machine = PoolStateMachine<String>(workerCount: 2, maxWaitQueue: 1)
+        var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 1)
         guard case .wait = machine.next(worker: 0) else { Issue.record("worker 0 should wait"); return }
         guard case .wake(worker: 0) = machine.submit("a", id: 1) else { Issue.record("expected wake 0"); return }
-        guard case .run("a") = machine.next(worker: 0) else { Issue.record("worker 0 should run a"); return }
+        #expect(names(machine.next(worker: 0)) == ["a"])
         #expect(machine.busyCount == 1)
     }
 
     @Test("with every worker busy jobs queue up to the limit, then are rejected")
     func queueIsBounded() {
-        var machine = PoolStateMachine<String>(workerCount: 1, maxWaitQueue: 2)
+        var machine = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 2)
         guard case .enqueued = machine.submit("a", id: 1), case .enqueued = machine.submit("b", id: 2) else {
             Issue.record("expected two enqueued")
             return
@@ -25,25 +47,24 @@ struct PoolStateMachineTests {
 
     @Test("queued jobs run in arrival order; removed ones never run")
     func fifoAndRemoval() {
-        var machine = PoolStateMachine<String>(workerCount: 1, maxWaitQueue: 10)
-        for (id, job) in ["a", "b", "c"].enumerated() { _ = machine.submit(job, id: UInt64(id)) }
-        #expect(machine.remove(id: 1) == "b")
+        var machine = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 10)
+        for (id, job) in ["a", "b", "c"].enumerated() { _ = machine.submit(TestJob(stringLiteral: job), id: UInt64(id)) }
+        #expect(machine.remove(id: 1)?.name == "b")
         #expect(machine.remove(id: 1) == nil)
-        guard case .run("a") = machine.next(worker: 0), case .run("c") = machine.next(worker: 0), case .wait = machine.next(worker: 0) else {
-            Issue.record("expected a, c, then wait")
-            return
-        }
+        #expect(names(machine.next(worker: 0)) == ["a"])
+        #expect(names(machine.next(worker: 0)) == ["c"])
+        guard case .wait = machine.next(worker: 0) else { Issue.record("expected wait"); return }
     }
 
     @Test("shutdown hands back queued jobs, wakes idle workers, refuses new jobs and lets workers exit")
     func shutdown() {
-        var machine = PoolStateMachine<String>(workerCount: 2, maxWaitQueue: 10)
+        var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 10)
         _ = machine.next(worker: 1)
         guard case .wake(worker: 1) = machine.submit("running", id: 1) else { Issue.record("expected wake"); return }
         _ = machine.next(worker: 1)
         _ = machine.submit("queued", id: 2)
         let (queued, wake) = machine.shutdown()
-        #expect(queued == ["queued"])
+        #expect(queued.map(\.name) == ["queued"])
         #expect(wake.isEmpty)
         guard case .reject(.shuttingDown) = machine.submit("late", id: 3) else { Issue.record("expected shuttingDown"); return }
         guard case .exit = machine.next(worker: 0), case .exit = machine.next(worker: 1) else { Issue.record("expected exit"); return }
@@ -51,13 +72,44 @@ struct PoolStateMachineTests {
 
     @Test("a job handed to a worker's mailbox is not lost to shutdown")
     func mailboxSurvivesShutdown() {
-        var machine = PoolStateMachine<String>(workerCount: 1, maxWaitQueue: 10)
+        var machine = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 10)
         _ = machine.next(worker: 0)
         _ = machine.submit("handed", id: 1)
         _ = machine.shutdown()
-        guard case .run("handed") = machine.next(worker: 0), case .exit = machine.next(worker: 0) else {
-            Issue.record("expected the handed job then exit")
-            return
-        }
+        #expect(names(machine.next(worker: 0)) == ["handed"])
+        guard case .exit = machine.next(worker: 0) else { Issue.record("expected exit"); return }
+    }
+
+    @Test("group commit: a batchable job takes the batchable jobs queued behind it, up to the limit")
+    func batchesFormFromQueuedWrites() {
+        var machine = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 100, maxBatch: 3)
+        for index in 0..<5 { _ = machine.submit(TestJob("w\(index)", batchable: true), id: UInt64(index)) }
+        #expect(names(machine.next(worker: 0)) == ["w0", "w1", "w2"])
+        #expect(names(machine.next(worker: 0)) == ["w3", "w4"])
+    }
+
+    @Test("group commit keeps arrival order: a batch stops at the first job that cannot join")
+    func batchesStopAtUnbatchable() {
+        var machine = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 100, maxBatch: 10)
+        _ = machine.submit(TestJob("w0", batchable: true), id: 0)
+        _ = machine.submit(TestJob("w1", batchable: true), id: 1)
+        _ = machine.submit(TestJob("tx", batchable: false), id: 2)
+        _ = machine.submit(TestJob("w3", batchable: true), id: 3)
+        #expect(names(machine.next(worker: 0)) == ["w0", "w1"])
+        #expect(names(machine.next(worker: 0)) == ["tx"])
+        #expect(names(machine.next(worker: 0)) == ["w3"])
+    }
+
+    @Test("a lone job runs by itself at once; group commit off means batches of one")
+    func noBatchingWithoutQueue() {
+        var alone = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 10, maxBatch: 64)
+        _ = alone.next(worker: 0)
+        guard case .wake(worker: 0) = alone.submit(TestJob("w", batchable: true), id: 0) else { Issue.record("expected wake"); return }
+        #expect(names(alone.next(worker: 0)) == ["w"])
+
+        var off = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 10, maxBatch: 1)
+        _ = off.submit(TestJob("a", batchable: true), id: 0)
+        _ = off.submit(TestJob("b", batchable: true), id: 1)
+        #expect(names(off.next(worker: 0)) == ["a"])
     }
 }
