@@ -159,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StepRunCtlTests",
-            dependencies: ["StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore"]
+            dependencies: ["steprunctl", "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire"]
         ),
     ],
     swiftLanguageModes: [.v6]

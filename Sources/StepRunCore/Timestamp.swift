@@ -18,10 +18,14 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         lhs.microsecondsSinceEpoch < rhs.microsecondsSinceEpoch
     }
 
+    /// RFC 3339 in UTC with microseconds, e.g. `2026-11-25T07:53:55.675123Z`.
     public var description: String {
-        let seconds = Double(microsecondsSinceEpoch) / 1_000_000
+        let seconds = microsecondsSinceEpoch >= 0 ? microsecondsSinceEpoch / 1_000_000 : (microsecondsSinceEpoch - 999_999) / 1_000_000
+        let micros = microsecondsSinceEpoch - seconds * 1_000_000
         let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+        formatter.formatOptions = [.withInternetDateTime]
+        let whole = formatter.string(from: Date(timeIntervalSince1970: Double(seconds)))
+        let fraction = String(micros)
+        return String(whole.dropLast()) + "." + String(repeating: "0", count: 6 - fraction.count) + fraction + "Z"
     }
 }

@@ -15,3 +15,12 @@ struct UUIDv7Tests {
         #expect(UUID(bytes: [UInt8](repeating: 0, count: 15)) == nil)
     }
 }
+
+@Suite("Timestamps")
+struct TimestampTests {
+    @Test("timestamps print as RFC 3339 UTC with microseconds")
+    func description() {
+        #expect(Timestamp(microsecondsSinceEpoch: 1_700_000_000_000_042).description == "2023-11-14T22:13:20.000042Z")
+        #expect(Timestamp(microsecondsSinceEpoch: -1).description == "1969-12-31T23:59:59.999999Z")
+    }
+}
