@@ -9,7 +9,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= /etc/systemd/system
 DESTDIR ?=
 
-.PHONY: help deps build release test test-asan check-run proto run install clean
+.PHONY: help deps build release test test-asan check-run proto run install clean fuzz
 
 help:
 	@echo "make build      build everything (debug)"
@@ -60,3 +60,8 @@ install: release
 
 clean:
 	rm -rf .build .build-asan
+
+# Fuzz the request decode path for FUZZ_SECONDS (docs/FUZZING.md).
+FUZZ_SECONDS ?= 300
+fuzz:
+	scripts/fuzz $(FUZZ_SECONDS)
