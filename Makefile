@@ -9,13 +9,14 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= /etc/systemd/system
 DESTDIR ?=
 
-.PHONY: help deps build release test test-asan check-run proto run install clean fuzz
+.PHONY: help deps build release test test-asan test-resilience check-run proto run install clean fuzz
 
 help:
 	@echo "make build      build everything (debug)"
 	@echo "make release    build optimised binaries"
 	@echo "make test       install missing packages, start a throwaway Postgres, run the whole suite, clean up"
 	@echo "make test-asan  the same, built with AddressSanitizer"
+	@echo "make test-resilience  the fault tests at full size (crash, outage, overload, slow peers)"
 	@echo "make check-run  check that make run comes up and answers steprunctl health"
 	@echo "make proto      regenerate the protoc-c code from proto/"
 	@echo "make run        start steprund (embedded dev database unless STEPRUN_DATABASE_URL is set)"
@@ -35,6 +36,9 @@ test: deps
 
 test-asan: deps
 	ASAN_OPTIONS=detect_leaks=0 scripts/with-test-postgres $(SWIFT) test --sanitize=address --scratch-path .build-asan $(SWIFT_BUILD_FLAGS)
+
+test-resilience: deps
+	STEPRUN_RESILIENCE_FULL=1 scripts/with-test-postgres $(SWIFT) test --filter 'FaultTests|BadInputCatalogueTests|PoolTests' $(SWIFT_BUILD_FLAGS)
 
 check-run: deps
 	scripts/check-make-run

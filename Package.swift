@@ -150,14 +150,6 @@ let package = Package(
             dependencies: ["steprund", "StepRunClient", "StepRunCore"]
         ),
         .testTarget(
-            name: "StepRunResilienceTests",
-            dependencies: [
-                "StepRunClient", "StepRunCore", "StepRunWire", "StepRunPostgres", "StepRunServer",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ]
-        ),
-        .testTarget(
             name: "StepRunCtlTests",
             dependencies: ["steprunctl", "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire"]
         ),
