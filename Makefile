@@ -39,3 +39,7 @@ run:
 
 clean:
 	rm -rf .build .build-asan
+
+.PHONY: bench
+bench: deps
+	scripts/bench
