@@ -69,3 +69,8 @@ clean:
 FUZZ_SECONDS ?= 300
 fuzz:
 	scripts/fuzz $(FUZZ_SECONDS)
+
+# The standard benchmark set, daemon against direct Postgres (docs/PERFORMANCE.md).
+.PHONY: bench
+bench: deps
+	scripts/bench

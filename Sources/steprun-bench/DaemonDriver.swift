@@ -1,0 +1,60 @@
+import StepRunClient
+import StepRunCore
+
+/// Runs a workload against steprund: `clients` concurrent tasks sharing `connections` client
+/// connections (client `i` uses connection `i % connections`), as worker processes would.
+enum DaemonDriver {
+    static func run(
+        plan: WorkloadPlan, clients: Int, connections: Int, target: StepRunClient.Target, timing: Timing,
+        sampler: SystemSampler
+    ) async throws -> WorkerTally {
+        let pool = (0..<connections).map { _ in
+            StepRunClient(target: target, configuration: .init(clientName: "steprun-bench"))
+        }
+        do {
+            for client in pool { try await client.connect() }
+        } catch {
+            for client in pool { await client.close() }
+            throw BenchError("cannot connect to steprund at \(target): \(error)")
+        }
+        let window = RunWindow(startingAt: .now, warmup: timing.warmup, duration: timing.duration)
+        sampler.start(window)
+        let tally = await withTaskGroup(of: WorkerTally.self) { group in
+            for index in 0..<clients {
+                let client = pool[index % connections]
+                group.addTask {
+                    await clientLoop(plan: plan, index: index, window: window, client: client)
+                }
+            }
+            var total = WorkerTally()
+            for await tally in group { total.merge(tally) }
+            return total
+        }
+        for client in pool { await client.close() }
+        return tally
+    }
+
+    private static func clientLoop(plan: WorkloadPlan, index: Int, window: RunWindow, client: StepRunClient) async -> WorkerTally {
+        var workload = plan.makeWorkload(client: index)
+        var tally = WorkerTally()
+        while ContinuousClock.now < window.end {
+            let request = workload.next()
+            let started = ContinuousClock.now
+            let outcome: Result<StoreResult, StepRunError>
+            do {
+                outcome = .success(try await client.perform(request, deadline: nil))
+            } catch let error as StepRunError {
+                outcome = .failure(error)
+            } catch {
+                outcome = .failure(.internal("\(error)"))
+            }
+            let finished = ContinuousClock.now
+            let problem = workload.check(outcome)
+            tally.record(operation: request.operationName, started: started, finished: finished, window: window, problem: problem)
+            if case .failure = outcome {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        return tally
+    }
+}
