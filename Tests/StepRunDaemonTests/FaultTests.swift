@@ -171,8 +171,9 @@ struct FaultTests {
             if let descriptor = connectUnix(socket) { descriptors.append(descriptor) }
         }
         #expect(descriptors.count == total)
-        try await Task.sleep(for: .milliseconds(500))
-        // Connections past the limit were answered and closed; the rest stay open.
+        // Connections past the limit are answered and closed; the rest stay open.
+        _ = await eventually(timeout: .seconds(15)) { descriptors.filter { peerClosed($0) }.count >= total - 500 }
+        try await Task.sleep(for: .milliseconds(200))
         let closed = descriptors.filter { peerClosed($0) }.count
         #expect(closed >= total - 500 - 5 && closed <= total - 500 + 5, "closed \(closed) of \(total)")
         let client = StepRunClient(target: .unix(path: socket))

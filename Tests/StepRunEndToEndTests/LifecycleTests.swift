@@ -3,6 +3,7 @@ import StepRunClient
 import StepRunCore
 import StepRunPostgres
 import StepRunServer
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -25,11 +26,19 @@ func leaveStaleSocket(at path: String) throws {
 }
 
 /// Delays every call, so a test can hold one in flight while something else happens.
-struct SlowStore: StepRunStore {
+final class SlowStore: StepRunStore {
     let inner: StepRunRepository
     let delay: Duration
+    /// Counts calls that have reached the store.
+    let started = Mutex(0)
+
+    init(inner: StepRunRepository, delay: Duration) {
+        self.inner = inner
+        self.delay = delay
+    }
 
     func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
+        started.withLock { $0 += 1 }
         try await Task.sleep(for: delay)
         return try await inner.perform(request, deadline: deadline)
     }
@@ -41,9 +50,10 @@ struct LifecycleTests {
     func gracefulShutdownFinishesInFlight() async throws {
         let shared = try await TestDaemon.shared()
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("slow-\(UUID().uuidString.prefix(8)).sock").path
+        let store = SlowStore(inner: shared.repository, delay: .milliseconds(400))
         let server = StepRunServer(
             configuration: ServerConfiguration(unixSocketPath: path),
-            store: SlowStore(inner: shared.repository, delay: .milliseconds(400)),
+            store: store,
             health: { _ in .init(serving: true, databaseLatencyMicros: 0, message: "ok") },
             logger: TestDaemon.logger)
         let running = Task { try await server.run() }
@@ -52,7 +62,9 @@ struct LifecycleTests {
         try await client.connect()
         let runID = UUID()
         async let inFlight = client.beginStep(runID: runID, step: "slow")
-        try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<500 where store.started.withLock({ $0 }) == 0 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         server.shutdown()
         let (stepRun, decision) = try await inFlight
         #expect(decision == .execute)
