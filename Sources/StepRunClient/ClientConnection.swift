@@ -25,7 +25,7 @@ final class ClientConnection: Sendable {
     static func connect(
         to target: StepRunClient.Target, configuration: StepRunClient.Configuration, group: any EventLoopGroup
     ) async throws -> ClientConnection {
-        var tls: (context: NIOSSLContext, hostname: String?)?
+        let tls: (context: NIOSSLContext, hostname: String?)?
         if case .tcp(let host, _, _) = target, let configuration = configuration.tls {
             do {
                 let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
@@ -33,6 +33,8 @@ final class ClientConnection: Sendable {
             } catch {
                 throw StepRunError.invalidArgument(field: "tls", message: "cannot set up TLS: \(error)")
             }
+        } else {
+            tls = nil
         }
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
@@ -69,6 +71,10 @@ final class ClientConnection: Sendable {
         let reply: Reply
         do {
             reply = try await send(.hello(hello), id: 1, timeoutMs: 0, deadline: deadline, channel: channel, handler: handler)
+        } catch StepRunError.deadlineExceeded {
+            try? await channel.close()
+            // Nothing was sent yet, so this is the daemon being unreachable, not a call that timed out.
+            throw StepRunError.unavailable("steprund at \(target) did not answer Hello within \(configuration.connectTimeout)")
         } catch {
             try? await channel.close()
             throw error
@@ -77,6 +83,10 @@ final class ClientConnection: Sendable {
             try? await channel.close()
             throw StepRunError.internal("steprund answered Hello with \(reply)")
         }
+        // A frame over the server's limit would make it close the connection under every call in
+        // flight; with the server's limit known, an oversized call fails alone, before it is sent.
+        let requestLimit = min(configuration.maxFrameBytes, Int(helloReply.maxFrameBytes))
+        try await channel.eventLoop.submit { handler.value.limitRequests(to: requestLimit) }.get()
         return ClientConnection(channel: channel, handler: handler, hello: helloReply, nextID: 2)
     }
 

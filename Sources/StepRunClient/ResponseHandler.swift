@@ -12,13 +12,19 @@ final class ResponseHandler: ChannelInboundHandler {
         var timer: Scheduled<Void>
     }
 
-    private let maxFrameBytes: Int
+    /// Largest request sent: the smaller of the client's and the server's limit once Hello is answered.
+    private var maxRequestBytes: Int
     private var context: ChannelHandlerContext?
     private var pending: [UInt64: Pending] = [:]
     private var closedReason: StepRunError?
 
     init(maxFrameBytes: Int) {
-        self.maxFrameBytes = maxFrameBytes
+        self.maxRequestBytes = maxFrameBytes
+    }
+
+    /// Applies the server's frame limit from its HelloReply to every later request.
+    func limitRequests(to bytes: Int) {
+        maxRequestBytes = bytes
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -37,7 +43,7 @@ final class ResponseHandler: ChannelInboundHandler {
         }
         var buffer = context.channel.allocator.buffer(capacity: 256)
         do {
-            try WireCodec.encodeRequest(frame, into: &buffer, maxFrameBytes: maxFrameBytes)
+            try WireCodec.encodeRequest(frame, into: &buffer, maxFrameBytes: maxRequestBytes)
         } catch {
             continuation.resume(throwing: error)
             return

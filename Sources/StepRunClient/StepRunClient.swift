@@ -9,7 +9,9 @@ import Synchronization
 ///
 /// Calls from any number of tasks share one connection, multiplexed by request id. The connection
 /// is opened on first use; if it breaks, calls in flight fail with `.unavailable` (they may or may
-/// not have been applied) and the next call connects again.
+/// not have been applied) and the next call connects again. Every call is bounded by its timeout
+/// (or `Configuration.defaultTimeout`) and by task cancellation, including while the connection is
+/// still being opened.
 ///
 /// ```swift
 /// let client = StepRunClient(target: .unix(path: "/run/steprund/steprund.sock"))
@@ -20,13 +22,26 @@ public final class StepRunClient: StepRunStore {
     public let configuration: Configuration
     private let logger: Logger
     private let group: any EventLoopGroup
-    private let state = Mutex(ConnectionState.idle)
+    private let state = Mutex(State())
 
-    private enum ConnectionState {
+    private struct State {
+        var phase = Phase.idle
+        /// Calls waiting for the connection being opened, by waiter number.
+        var waiters: [UInt64: Waiter] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    private enum Phase {
         case idle
-        case connecting(Task<ClientConnection, any Error>)
+        /// One attempt is under way; every caller waits for it rather than opening its own.
+        case connecting(Task<Void, Never>)
         case ready(ClientConnection)
         case closed
+    }
+
+    private struct Waiter {
+        var continuation: CheckedContinuation<ClientConnection, any Error>
+        var timer: Scheduled<Void>?
     }
 
     public init(
@@ -43,7 +58,8 @@ public final class StepRunClient: StepRunStore {
     /// Opens the connection now (it is otherwise opened by the first call); returns the server's Hello.
     @discardableResult
     public func connect() async throws -> HelloReply {
-        try await connection().hello
+        // No deadline of its own: the attempt is bounded by `connectTimeout` and reports why it failed.
+        try await connection(deadline: nil).hello
     }
 
     public func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
@@ -61,66 +77,127 @@ public final class StepRunClient: StepRunStore {
 
     /// Closes the connection; later calls fail with `.unavailable`. Safe to call more than once.
     public func close() async {
-        let previous = state.withLock { state -> ConnectionState in
-            defer { state = .closed }
-            return state
+        let (previous, waiters) = state.withLock { state -> (Phase, [Waiter]) in
+            defer {
+                state.phase = .closed
+                state.waiters = [:]
+            }
+            return (state.phase, Array(state.waiters.values))
+        }
+        for waiter in waiters {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(throwing: StepRunError.unavailable("the client was closed"))
         }
         switch previous {
         case .ready(let connection): await connection.close()
-        case .connecting(let task):
-            if let connection = try? await task.value { await connection.close() }
+        // Cancelled, the attempt stops waiting for Hello; it sees `.closed` and closes what it opened.
+        case .connecting(let attempt):
+            attempt.cancel()
+            await attempt.value
         case .idle, .closed: break
         }
     }
 
     private func call(_ call: Call, deadline: ContinuousClock.Instant?) async throws -> Reply {
         let deadline = deadline ?? .now.advanced(by: configuration.defaultTimeout)
-        let connection = try await connection()
+        let connection = try await connection(deadline: deadline)
         return try await connection.call(call, deadline: deadline)
     }
 
-    /// The live connection, opening one if there is none; concurrent callers share one attempt.
-    private func connection() async throws -> ClientConnection {
-        enum Next {
-            case use(ClientConnection)
-            case wait(Task<ClientConnection, any Error>)
-            case closed
-        }
-        let next: Next = state.withLock { state in
-            switch state {
-            case .ready(let connection) where connection.isActive:
-                return .use(connection)
-            case .connecting(let task):
-                return .wait(task)
-            case .closed:
-                return .closed
-            case .idle, .ready:
-                let task = Task { [target, configuration, group] in
-                    try await ClientConnection.connect(to: target, configuration: configuration, group: group)
-                }
-                state = .connecting(task)
-                return .wait(task)
-            }
-        }
-        switch next {
-        case .use(let connection):
+    // MARK: Connecting
+
+    /// The live connection, opening one if there is none. Concurrent callers share one attempt, and
+    /// each stops waiting at its own deadline or when its task is cancelled.
+    private func connection(deadline: ContinuousClock.Instant?) async throws -> ClientConnection {
+        if case .ready(let connection) = state.withLock({ $0.phase }), connection.isActive {
             return connection
-        case .closed:
-            throw StepRunError.unavailable("the client was closed")
-        case .wait(let task):
-            do {
-                let connection = try await task.value
-                state.withLock { state in
-                    if case .connecting = state { state = .ready(connection) }
+        }
+        if let deadline, deadline <= .now {
+            throw StepRunError.deadlineExceeded("the deadline passed before a connection to steprund was open")
+        }
+        let key = state.withLock { state in
+            defer { state.nextWaiter &+= 1 }
+            return state.nextWaiter
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                enum Start { case now(Result<ClientConnection, StepRunError>), wait, connect }
+                let start = state.withLock { state -> Start in
+                    switch state.phase {
+                    case .ready(let connection) where connection.isActive:
+                        return .now(.success(connection))
+                    case .closed:
+                        return .now(.failure(.unavailable("the client was closed")))
+                    case .connecting:
+                        state.waiters[key] = Waiter(continuation: continuation)
+                        return .wait
+                    case .idle, .ready:
+                        state.waiters[key] = Waiter(continuation: continuation)
+                        state.phase = .connecting(Task { await self.openConnection() })
+                        return .connect
+                    }
                 }
-                return connection
-            } catch {
-                state.withLock { state in
-                    if case .connecting = state { state = .idle }
+                switch start {
+                case .now(let result):
+                    continuation.resume(with: result)
+                case .wait, .connect:
+                    if let deadline { armTimer(for: key, deadline: deadline) }
+                    // Cancelled before the waiter existed: the handler below found nothing to cancel.
+                    if Task.isCancelled { stopWaiting(key, .cancelled("the call was cancelled while connecting to steprund")) }
                 }
-                logger.debug("cannot connect to steprund", metadata: ["target": "\(target)", "error": "\(error)"])
-                throw error
             }
+        } onCancel: {
+            stopWaiting(key, .cancelled("the call was cancelled while connecting to steprund"))
+        }
+    }
+
+    private func armTimer(for key: UInt64, deadline: ContinuousClock.Instant) {
+        let timer = group.any().scheduleTask(deadline: .now() + TimeAmount(deadline - .now)) { [self] in
+            stopWaiting(key, .deadlineExceeded("the deadline passed before a connection to steprund was open; nothing was sent"))
+        }
+        let stillWaiting = state.withLock { state in
+            guard state.waiters[key] != nil else { return false }
+            state.waiters[key]?.timer = timer
+            return true
+        }
+        if !stillWaiting { timer.cancel() }
+    }
+
+    /// Fails one waiting caller (deadline or cancellation); the attempt itself goes on for the others.
+    private func stopWaiting(_ key: UInt64, _ error: StepRunError) {
+        guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: key) }) else { return }
+        waiter.timer?.cancel()
+        waiter.continuation.resume(throwing: error)
+    }
+
+    /// One connection attempt (bounded by `connectTimeout`); hands its outcome to every waiter.
+    private func openConnection() async {
+        let outcome: Result<ClientConnection, StepRunError>
+        do {
+            outcome = .success(try await ClientConnection.connect(to: target, configuration: configuration, group: group))
+        } catch let error as StepRunError {
+            outcome = .failure(error)
+        } catch {
+            outcome = .failure(.unavailable("cannot connect to steprund at \(target): \(error)"))
+        }
+        let (waiters, closed) = state.withLock { state -> ([Waiter], Bool) in
+            defer { state.waiters = [:] }
+            if case .closed = state.phase { return (Array(state.waiters.values), true) }
+            switch outcome {
+            case .success(let connection): state.phase = .ready(connection)
+            case .failure: state.phase = .idle
+            }
+            return (Array(state.waiters.values), false)
+        }
+        if case .failure(let error) = outcome {
+            logger.debug("cannot connect to steprund", metadata: ["target": "\(target)", "error": "\(error)"])
+        }
+        if closed, case .success(let connection) = outcome {
+            await connection.close()
+        }
+        for waiter in waiters {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(with: closed ? .failure(StepRunError.unavailable("the client was closed")) : outcome.mapError { $0 })
         }
     }
 }

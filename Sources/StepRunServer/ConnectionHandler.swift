@@ -23,6 +23,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var inFlight: [UInt64: InFlightRequest] = [:]
     private var nextSlot: UInt64 = 0
     private var handshakeTimer: Scheduled<Void>?
+    /// Frames read while the peer was not taking its answers, handled once it does again. Reads stop
+    /// meanwhile (`BackPressureHandler`), so this holds at most what one read cycle brought in.
+    private var backlog = CircularBuffer<ByteBuffer>()
 
     private struct InFlightRequest {
         var id: UInt64
@@ -91,12 +94,30 @@ final class ConnectionHandler: ChannelInboundHandler {
             request.task.cancel()
         }
         inFlight.removeAll()
+        backlog.removeAll()
         logger.debug("connection closed")
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let payload = unwrapInboundIn(data)
+        // Answering more while the peer is not reading would grow the outbound buffer without bound
+        // (a small request can earn a large answer); park the frame until it catches up.
+        guard context.channel.isWritable, backlog.isEmpty else {
+            backlog.append(payload)
+            return
+        }
+        handle(payload, context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        while context.channel.isWritable, context.channel.isActive, let payload = backlog.popFirst() {
+            handle(payload, context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func handle(_ payload: ByteBuffer, context: ChannelHandlerContext) {
         let frame: RequestFrame
         do {
             frame = try WireCodec.decodeRequest(payload)

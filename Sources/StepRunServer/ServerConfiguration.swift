@@ -24,11 +24,12 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int
     /// Deadline for a request that sends `timeout_ms = 0`.
     public var defaultRequestTimeout: Duration
-    /// Upper bound on any request's `timeout_ms`.
+    /// Upper bound on any request's `timeout_ms` (never below `defaultRequestTimeout`).
     public var maxRequestTimeout: Duration
     /// Time a new connection has to complete its Hello.
     public var handshakeTimeout: Duration
-    /// A connection with nothing in flight and no traffic for this long is closed.
+    /// A connection with nothing in flight and nothing received for this long is closed;
+    /// `.zero` keeps idle connections open indefinitely.
     public var idleTimeout: Duration
     /// On shutdown, how long in-flight requests may take before connections are closed anyway.
     public var shutdownGracePeriod: Duration
@@ -84,6 +85,13 @@ public struct ServerConfiguration: Sendable {
         }
         guard maxFrameBytes >= 1024, maxInFlightPerConnection >= 1, maxConnections >= 1 else {
             throw .invalidArgument(field: "limits", message: "max frame bytes must be at least 1024, in-flight and connection limits at least 1")
+        }
+        guard defaultRequestTimeout > .zero, maxRequestTimeout > .zero else {
+            throw .invalidArgument(field: "request_timeout", message: "request timeouts must be above zero")
+        }
+        guard handshakeTimeout > .zero, idleTimeout >= .zero, shutdownGracePeriod >= .zero else {
+            throw .invalidArgument(
+                field: "timeouts", message: "the handshake timeout must be above zero; idle timeout and shutdown grace must not be negative")
         }
         guard storeLimits.maxPayloadBytes < maxFrameBytes else {
             throw .invalidArgument(field: "max_payload_bytes", message: "the payload limit must be below the frame limit")

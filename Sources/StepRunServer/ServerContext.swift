@@ -38,7 +38,7 @@ final class ServerContext: Sendable {
     /// The deadline for a request that asked for `timeoutMs` (0 = default), capped by the maximum.
     func deadline(timeoutMs: UInt32) -> (ContinuousClock.Instant, Duration) {
         let requested = timeoutMs == 0 ? configuration.defaultRequestTimeout : .milliseconds(Int64(timeoutMs))
-        let timeout = min(requested, configuration.maxRequestTimeout)
+        let timeout = min(requested, max(configuration.maxRequestTimeout, configuration.defaultRequestTimeout))
         return (.now.advanced(by: timeout), timeout)
     }
 }

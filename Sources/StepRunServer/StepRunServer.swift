@@ -168,7 +168,8 @@ public final class StepRunServer: Service, Sendable {
 
     private func bootstrap(_ transport: Transport, tls: NIOSSLContext? = nil) -> ServerBootstrap {
         let context = self.context
-        let idle = TimeAmount(context.configuration.idleTimeout)
+        // A zero idle timeout means "never": IdleStateHandler would fire on every loop tick.
+        let idle: TimeAmount? = context.configuration.idleTimeout > .zero ? TimeAmount(context.configuration.idleTimeout) : nil
         let configuration = context.configuration
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -195,7 +196,12 @@ public final class StepRunServer: Service, Sendable {
                     if let tls {
                         try pipeline.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    try pipeline.addHandler(IdleStateHandler(readTimeout: idle))
+                    // Reads stop while the peer is not taking its answers, so a client that pipelines
+                    // requests without reading cannot make the daemon buffer responses without bound.
+                    try pipeline.addHandler(BackPressureHandler())
+                    if let idle {
+                        try pipeline.addHandler(IdleStateHandler(readTimeout: idle))
+                    }
                     try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: context.configuration.maxFrameBytes)))
                     try pipeline.addHandler(ConnectionHandler(server: context, transport: transport))
                 }

@@ -44,15 +44,16 @@ struct TestDaemon: Sendable {
     }
 
     /// Starts a daemon of its own (for tests that shut one down or change limits).
+    /// `store` wraps the repository when a test needs to hold calls in flight (see `SlowStore`).
     static func start(
-        repository: StepRunRepository, configure: (inout ServerConfiguration) -> Void = { _ in }
+        repository: StepRunRepository, store: (any StepRunStore)? = nil, configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestDaemon {
         let token = "test-token-\(UUID().uuidString)"
         let unixPath = FileManager.default.temporaryDirectory.appendingPathComponent("steprund-\(UUID().uuidString.prefix(8)).sock").path
         var configuration = ServerConfiguration(unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token)
         configure(&configuration)
         let server = StepRunServer(
-            configuration: configuration, store: repository,
+            configuration: configuration, store: store ?? repository,
             health: { deadline in
                 do {
                     let latency = try await repository.checkHealth(deadline: deadline)

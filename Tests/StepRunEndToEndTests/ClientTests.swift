@@ -1,0 +1,119 @@
+import Foundation
+import StepRunClient
+import StepRunCore
+import StepRunWire
+import Testing
+
+@Suite("StepRunClient behaviour")
+struct ClientTests {
+    static func temporarySocketPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8)).sock").path
+    }
+
+    @Test("a request over the server's frame limit fails alone; the calls sharing its connection carry on", arguments: Transport.allCases)
+    func oversizedRequestFailsAlone(_ transport: Transport) async throws {
+        let shared = try await TestDaemon.shared()
+        let slow = SlowStore(inner: shared.repository, delay: .milliseconds(500))
+        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow) {
+            $0.maxFrameBytes = 64 << 10
+            $0.storeLimits.maxPayloadBytes = 32 << 10
+        }
+        defer { daemon.server.shutdown() }
+        // The client's own limit is the default 4 MiB; the server's 64 KiB comes from HelloReply.
+        let client = daemon.client(transport)
+        defer { Task { await client.close() } }
+        #expect(try await client.connect().maxFrameBytes == 64 << 10)
+        let runID = UUID()
+        async let inFlight = client.beginStep(runID: runID, step: "slow")
+        #expect(await eventually { slow.started.withLock { $0 } >= 1 })
+
+        let big = JSONPayload(["blob": .string(String(repeating: "x", count: 100_000))])
+        let error = await storeError { _ = try await client.beginStep(runID: runID, step: "big", input: big) }
+        guard case .invalidArgument(let field, _)? = error else {
+            Issue.record("expected invalidArgument, got \(String(describing: error))")
+            return
+        }
+        #expect(field == "request")
+        #expect(try await inFlight.1 == .execute)
+        #expect(try await client.getStepRun(runID: runID, step: "big") == nil)
+    }
+
+    @Test("a call's timeout bounds the wait for a daemon that accepts but never answers Hello")
+    func timeoutWhileConnecting() async throws {
+        let path = Self.temporarySocketPath("hung")
+        let listener = try PosixSocket.silentListener(unixPath: path)
+        defer { unlink(path); _ = listener }
+        let client = StepRunClient(target: .unix(path: path), configuration: .init(connectTimeout: .seconds(20)))
+        let started = ContinuousClock.now
+        let error = await storeError { _ = try await client.health(timeout: .milliseconds(300)) }
+        let elapsed = ContinuousClock.now - started
+        #expect(error?.code == .deadlineExceeded, "\(String(describing: error))")
+        #expect(elapsed < .seconds(2), "gave up after \(elapsed)")
+        await client.close()
+    }
+
+    @Test("cancelling a call's task ends its wait for a connection")
+    func cancelWhileConnecting() async throws {
+        let path = Self.temporarySocketPath("hung")
+        let listener = try PosixSocket.silentListener(unixPath: path)
+        defer { unlink(path); _ = listener }
+        let client = StepRunClient(target: .unix(path: path), configuration: .init(connectTimeout: .seconds(20)))
+        let started = ContinuousClock.now
+        let call = Task { await storeError { _ = try await client.completedSteps(runID: UUID(), timeout: .seconds(20)) } }
+        try await Task.sleep(for: .milliseconds(100))
+        call.cancel()
+        let error = await call.value
+        #expect(error?.code == .cancelled, "\(String(describing: error))")
+        #expect(ContinuousClock.now - started < .seconds(2))
+        await client.close()
+        #expect(ContinuousClock.now - started < .seconds(3), "close() waited for the hung attempt")
+    }
+
+    @Test("a daemon that never answers Hello is UNAVAILABLE after the connect timeout")
+    func helloNeverAnswered() async throws {
+        let path = Self.temporarySocketPath("hung")
+        let listener = try PosixSocket.silentListener(unixPath: path)
+        defer { unlink(path); _ = listener }
+        let client = StepRunClient(target: .unix(path: path), configuration: .init(connectTimeout: .milliseconds(300)))
+        #expect(await storeError { try await client.connect() }?.code == .unavailable)
+        await client.close()
+    }
+
+    @Test("nothing listening is UNAVAILABLE at once, and the client connects once a daemon is there")
+    func connectsWhenTheDaemonAppears() async throws {
+        let shared = try await TestDaemon.shared()
+        let path = Self.temporarySocketPath("later")
+        let client = StepRunClient(target: .unix(path: path))
+        #expect(await storeError { _ = try await client.health() }?.code == .unavailable)
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.unixSocketPath = path }
+        defer { daemon.server.shutdown() }
+        #expect(try await client.health().serving)
+        await client.close()
+    }
+
+    @Test("close is idempotent and later calls are UNAVAILABLE", arguments: Transport.allCases)
+    func closeIsIdempotent(_ transport: Transport) async throws {
+        let daemon = try await TestDaemon.shared()
+        let client = daemon.client(transport)
+        #expect(try await client.health().serving)
+        await client.close()
+        await client.close()
+        #expect(await storeError { _ = try await client.health() }?.code == .unavailable)
+    }
+
+    @Test("Encodable values go in and come back out as payloads")
+    func encodablePayloads() async throws {
+        struct Order: Codable, Equatable {
+            var id: Int
+            var items: [String]
+        }
+        let daemon = try await TestDaemon.shared()
+        let client = daemon.client(.unix)
+        defer { Task { await client.close() } }
+        let order = Order(id: 7, items: ["tea", "cake"])
+        let (stepRun, _) = try await client.beginStep(runID: UUID(), step: "order", input: try JSONPayload(encoding: order))
+        #expect(try stepRun.input.decode(Order.self) == order)
+        let completed = try await client.completeStep(stepRunID: stepRun.id, output: try JSONPayload(encoding: ["total": 12]))
+        #expect(try completed.output?.decode([String: Int].self) == ["total": 12])
+    }
+}

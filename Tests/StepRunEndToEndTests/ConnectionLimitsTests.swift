@@ -1,0 +1,120 @@
+import Foundation
+import NIOCore
+import StepRunClient
+import StepRunCore
+import StepRunWire
+import Testing
+
+@Suite("Per-connection limits and timeouts")
+struct ConnectionLimitsTests {
+    @Test("a client that sends without reading its answers is throttled: the daemon stops reading instead of buffering")
+    func unreadAnswersStopReading() async throws {
+        let daemon = try await TestDaemon.shared()
+        let peer = try PosixSocket.connect(unixPath: daemon.unixPath)
+        try await peer.hello()
+        // 1 KiB of garbage per frame; each earns an INVALID_ARGUMENT answer the peer does not read.
+        let frame: [UInt8] = [0, 0, 4, 0] + [UInt8](repeating: 0xFF, count: 1024)
+        let chunk = Array((0..<64).map { _ in frame }.joined())
+        var taken = 0
+        var stalledSince: ContinuousClock.Instant?
+        while taken < 64 << 20 {
+            let written = peer.writeWithoutBlocking(chunk[(taken % chunk.count)...])
+            if written > 0 {
+                taken += written
+                stalledSince = nil
+                continue
+            }
+            let now = ContinuousClock.now
+            if let stalledSince, now - stalledSince > .milliseconds(500) { break }
+            stalledSince = stalledSince ?? now
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(taken < 8 << 20, "the daemon took \(taken) bytes from a peer that reads nothing")
+
+        // Once the peer reads, every frame it sent is answered and the connection still serves.
+        for _ in 0..<(taken / frame.count) {
+            let response = try #require(try await peer.readResponse())
+            guard case .failure(let error) = response.outcome else {
+                Issue.record("expected INVALID_ARGUMENT, got \(response.outcome)")
+                return
+            }
+            #expect(error.code == .invalidArgument)
+        }
+        let remainder = taken % frame.count
+        if remainder > 0 {
+            try await peer.writeAll(Array(frame[remainder...]))
+            #expect(try await peer.readResponse() != nil)
+        }
+        var health = ByteBuffer()
+        WireCodec.encodeRequest(RequestFrame(id: 77, call: .health), into: &health)
+        try await peer.writeAll(Array(health.readableBytesView))
+        #expect(try await peer.readResponse()?.id == 77)
+    }
+
+    @Test("a connection with nothing in flight and no traffic is closed after the idle timeout; one awaiting an answer is not")
+    func idleTimeout() async throws {
+        let shared = try await TestDaemon.shared()
+        let slow = SlowStore(inner: shared.repository, delay: .milliseconds(1200))
+        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow) { $0.idleTimeout = .milliseconds(300) }
+        defer { daemon.server.shutdown() }
+        let idle = try PosixSocket.connect(unixPath: daemon.unixPath)
+        try await idle.hello()
+        let busy = daemon.client(.unix)
+        defer { Task { await busy.close() } }
+        async let answer = busy.beginStep(runID: UUID(), step: "slow")
+        #expect(await eventually(timeout: .seconds(3)) { idle.peerClosed() })
+        #expect(try await answer.1 == .execute)
+    }
+
+    @Test("an idle timeout of zero never closes a connection")
+    func zeroIdleTimeoutMeansNever() async throws {
+        let shared = try await TestDaemon.shared()
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.idleTimeout = .zero }
+        defer { daemon.server.shutdown() }
+        let peer = try PosixSocket.connect(unixPath: daemon.unixPath)
+        try await peer.hello()
+        try await Task.sleep(for: .milliseconds(500))
+        var health = ByteBuffer()
+        WireCodec.encodeRequest(RequestFrame(id: 5, call: .health), into: &health)
+        try await peer.writeAll(Array(health.readableBytesView))
+        #expect(try await peer.readResponse()?.id == 5)
+    }
+
+    @Test("a connection that sends no Hello within the handshake timeout is closed")
+    func handshakeTimeout() async throws {
+        let shared = try await TestDaemon.shared()
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.handshakeTimeout = .milliseconds(300) }
+        defer { daemon.server.shutdown() }
+        let silent = try PosixSocket.connect(unixPath: daemon.unixPath)
+        let started = ContinuousClock.now
+        #expect(await eventually(timeout: .seconds(3)) { silent.peerClosed() })
+        #expect(ContinuousClock.now - started >= .milliseconds(250))
+        // Someone who says Hello in time is served as usual.
+        let client = daemon.client(.unix)
+        #expect(try await client.health().serving)
+        await client.close()
+    }
+
+    @Test("a request with timeout_ms shorter than the work is answered DEADLINE_EXCEEDED on time", arguments: Transport.allCases)
+    func requestDeadline(_ transport: Transport) async throws {
+        let shared = try await TestDaemon.shared()
+        let slow = SlowStore(inner: shared.repository, delay: .seconds(2))
+        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow)
+        defer { daemon.server.shutdown() }
+        var raw = try await RawConnection.connect(daemon, transport)
+        try await raw.hello(token: daemon.token)
+        let started = ContinuousClock.now
+        try await raw.send(RequestFrame(id: 9, timeoutMs: 200, call: .store(.completedSteps(runID: UUID()))))
+        let response = try #require(try await raw.receive())
+        let elapsed = ContinuousClock.now - started
+        #expect(response.id == 9)
+        guard case .failure(let error) = response.outcome else {
+            Issue.record("expected DEADLINE_EXCEEDED, got \(response.outcome)")
+            return
+        }
+        #expect(error.code == .deadlineExceeded)
+        #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(1), "answered after \(elapsed)")
+        await raw.close()
+    }
+}
+

@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NIOCore
+import NIOPosix
+import StepRunCore
+import StepRunWire
+
+/// A plain blocking Unix-domain socket, for peers that misbehave at the byte level (never read,
+/// never answer) in ways an event-loop client cannot easily imitate.
+///
+/// Blocking calls run on NIO's thread pool: blocking the test's own task would also stall the
+/// in-process daemon, whose request tasks share the (two-thread, on this machine) cooperative pool.
+final class PosixSocket: Sendable {
+    let descriptor: Int32
+
+    private init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        Glibc.close(descriptor)
+    }
+
+    /// Connects to a listening Unix socket; reads time out after `receiveTimeout`.
+    static func connect(unixPath path: String, receiveTimeout: Duration = .seconds(10)) throws -> PosixSocket {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw StepRunError.internal("socket() failed") }
+        let connection = PosixSocket(descriptor: descriptor)
+        var address = try unixAddress(path)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else { throw StepRunError.unavailable("connect(\(path)) failed: errno \(errno)") }
+        var timeout = timeval(tv_sec: Int(receiveTimeout.components.seconds), tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return connection
+    }
+
+    /// A Unix socket that accepts connections into its backlog and never reads or answers: a hung daemon.
+    static func silentListener(unixPath path: String) throws -> PosixSocket {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw StepRunError.internal("socket() failed") }
+        let listener = PosixSocket(descriptor: descriptor)
+        var address = try unixAddress(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(descriptor, 64) == 0 else { throw StepRunError.internal("bind/listen(\(path)) failed: errno \(errno)") }
+        return listener
+    }
+
+    private static func unixAddress(_ path: String) throws -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { throw StepRunError.internal("path too long") }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+            buffer[path.utf8.count] = 0
+        }
+        return address
+    }
+
+    /// Writes every byte, waiting as needed.
+    func writeAll(_ bytes: [UInt8]) async throws {
+        try await NIOThreadPool.singleton.runIfActive { try self.blockingWriteAll(bytes) }
+    }
+
+    private func blockingWriteAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { throw StepRunError.unavailable("send failed: errno \(errno)") }
+            offset += written
+        }
+    }
+
+    /// Writes what the socket takes right now without blocking; returns the number of bytes taken.
+    func writeWithoutBlocking(_ bytes: ArraySlice<UInt8>) -> Int {
+        let written = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        return max(0, written)
+    }
+
+    /// Reads exactly `count` bytes; nil on end of file or timeout.
+    private func read(count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var offset = 0
+        while offset < count {
+            let received = bytes[offset...].withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            guard received > 0 else { return nil }
+            offset += received
+        }
+        return bytes
+    }
+
+    /// Reads one response frame; nil on end of file or timeout.
+    func readResponse() async throws -> ResponseFrame? {
+        let body: [UInt8]? = try await NIOThreadPool.singleton.runIfActive {
+            guard let prefix = self.read(count: 4) else { return nil }
+            return self.read(count: prefix.reduce(0) { $0 << 8 | Int($1) })
+        }
+        guard let body else { return nil }
+        return try WireCodec.decodeResponse(ByteBuffer(bytes: body))
+    }
+
+    /// True when the peer has closed the connection (anything it sent first is discarded).
+    func peerClosed() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count == 0 { return true }
+            if count < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    /// Sends a Hello and waits for the HelloReply.
+    func hello(token: String? = nil) async throws {
+        var buffer = ByteBuffer()
+        WireCodec.encodeRequest(RequestFrame(id: 1, call: .hello(Hello(clientName: "posix", token: token))), into: &buffer)
+        try await writeAll(Array(buffer.readableBytesView))
+        guard case .success(.hello)? = try await readResponse()?.outcome else { throw StepRunError.internal("handshake failed") }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let end = ContinuousClock.now.advanced(by: timeout)
+    while ContinuousClock.now < end {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
