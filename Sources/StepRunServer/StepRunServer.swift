@@ -237,22 +237,24 @@ public final class StepRunServer: Service, Sendable {
         for channel in connections {
             channel.pipeline.fireUserInboundEventTriggered(ServerDrainingEvent())
         }
-        let closed = await withTaskGroup(of: Bool.self) { group in
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for channel in connections { try? await channel.closeFuture.get() }
                 return true
             }
+            // Ends early if run() is cancelled: cancellation means stop now, not drain.
             group.addTask { [grace = context.configuration.shutdownGracePeriod] in
                 try? await Task.sleep(for: grace)
                 return false
             }
-            let first = await group.next() ?? true
+            let drained = await group.next() ?? true
+            if !drained {
+                // Closed here, inside the group: the group cannot finish while the task waiting
+                // for the connections still waits.
+                context.logger.warning("grace period over: closing connections with requests still in flight")
+                for channel in connections { channel.close(promise: nil) }
+            }
             group.cancelAll()
-            return first
-        }
-        if !closed {
-            context.logger.warning("grace period over: closing connections with requests still in flight")
-            for channel in connections { try? await channel.close() }
         }
     }
 }

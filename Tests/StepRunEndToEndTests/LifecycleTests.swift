@@ -2,6 +2,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import StepRunPostgres
+import ServiceLifecycle
 import StepRunServer
 import Synchronization
 import Testing
@@ -74,6 +75,57 @@ struct LifecycleTests {
         let late = StepRunClient(target: .unix(path: path))
         #expect(await storeError { try await late.connect() }?.code == .unavailable)
         await client.close()
+    }
+
+    @Test("in a ServiceGroup, graceful shutdown stops accepting, lets the call in flight finish, then run() returns")
+    func serviceGroupGracefulShutdown() async throws {
+        let shared = try await TestDaemon.shared()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("group-\(UUID().uuidString.prefix(8)).sock").path
+        let store = SlowStore(inner: shared.repository, delay: .milliseconds(600))
+        let server = StepRunServer(
+            configuration: ServerConfiguration(unixSocketPath: path, tcp: ("127.0.0.1", 0), tcpToken: "t"),
+            store: store, health: { _ in .init(serving: true, databaseLatencyMicros: 0, message: "ok") }, logger: TestDaemon.logger)
+        let group = ServiceGroup(services: [server], logger: TestDaemon.logger)
+        let running = Task { try await group.run() }
+        let bound = try await server.listening()
+        let client = StepRunClient(target: .unix(path: path))
+        defer { Task { await client.close() } }
+        try await client.connect()
+        async let inFlight = client.beginStep(runID: UUID(), step: "slow")
+        #expect(await eventually { store.started.withLock { $0 } >= 1 })
+
+        await group.triggerGracefulShutdown()
+        let late = StepRunClient(target: .tcp(host: "127.0.0.1", port: bound.tcpPort ?? 0, token: "t"))
+        #expect(await eventually { await storeError { try await late.connect() }?.code == .unavailable })
+        await late.close()
+        #expect(try await inFlight.1 == .execute)
+        try await running.value
+    }
+
+    @Test("a call still running when the shutdown grace period ends is cut off, and shutdown completes")
+    func gracePeriodIsEnforced() async throws {
+        let shared = try await TestDaemon.shared()
+        let store = SlowStore(inner: shared.repository, delay: .seconds(5))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("grace-\(UUID().uuidString.prefix(8)).sock").path
+        var configuration = ServerConfiguration(unixSocketPath: path)
+        configuration.shutdownGracePeriod = .milliseconds(300)
+        let server = StepRunServer(
+            configuration: configuration, store: store,
+            health: { _ in .init(serving: true, databaseLatencyMicros: 0, message: "ok") }, logger: TestDaemon.logger)
+        let running = Task { try await server.run() }
+        _ = try await server.listening()
+        let client = StepRunClient(target: .unix(path: path))
+        defer { Task { await client.close() } }
+        let runID = UUID()
+        async let cutOff = storeError { _ = try await client.beginStep(runID: runID, step: "too-slow", timeout: .seconds(10)) }
+        #expect(await eventually { store.started.withLock { $0 } >= 1 })
+        let started = ContinuousClock.now
+        server.shutdown()
+        try await running.value
+        #expect(ContinuousClock.now - started < .seconds(2), "shutdown took \(ContinuousClock.now - started)")
+        #expect(await cutOff?.code == .unavailable)
+        // The store call was cancelled before it reached the database.
+        #expect(try await shared.repository.getStepRun(runID: runID, step: "too-slow") == nil)
     }
 
     @Test("a client reconnects by itself after the daemon restarts")
