@@ -123,14 +123,16 @@ public final class StepRunServer: Service, Sendable {
                 let channel = try await bootstrap(.unix).withBoundSocket(descriptor).get()
                 listeners.append(channel)
                 bound.unixSocketPath = channel.localAddress?.pathname
-                context.logger.info("listening on inherited unix socket", metadata: ["path": "\(bound.unixSocketPath ?? "?")"])
+                context.logger.info(
+                    "listening on inherited unix socket \(bound.unixSocketPath ?? "?"); connect with StepRunClient target .unix(path:) or steprunctl --unix-socket")
             } else if let path = configuration.unixSocketPath {
                 try UnixSocketFile.reclaim(path)
                 let channel = try await bootstrap(.unix).bind(unixDomainSocketPath: path).get()
                 listeners.append(channel)
                 try UnixSocketFile.setMode(path, configuration.unixSocketMode)
                 bound.unixSocketPath = path
-                context.logger.info("listening on unix socket", metadata: ["path": "\(path)"])
+                context.logger.info(
+                    "listening on unix socket \(path) (mode \(String(configuration.unixSocketMode, radix: 8))); connect with StepRunClient target .unix(path: \"\(path)\") or steprunctl --unix-socket \(path)")
             }
             if let descriptor = configuration.inheritedTCPSocket {
                 let channel = try await bootstrap(.tcp, tls: tls).withBoundSocket(descriptor).get()
@@ -145,9 +147,8 @@ public final class StepRunServer: Service, Sendable {
             }
             if bound.tcpPort != nil {
                 context.logger.info(
-                    "listening on tcp",
+                    "listening on tcp \(bound.tcpHost ?? "?"):\(bound.tcpPort ?? 0); connect with StepRunClient target .tcp(host:port:token:) or steprunctl --tcp \(bound.tcpHost ?? "?"):\(bound.tcpPort ?? 0)\(configuration.allowInsecureTCP ? " (no token: authentication is off)" : " --token-file FILE")",
                     metadata: [
-                        "address": "\(bound.tcpHost ?? "?"):\(bound.tcpPort ?? 0)",
                         "inherited": "\(configuration.inheritedTCPSocket != nil)",
                         "auth": "\(configuration.allowInsecureTCP ? "none (insecure)" : "token")",
                         "tls": "\(configuration.tls == nil ? "off" : "on")",

@@ -60,8 +60,11 @@ struct DaemonOptions: ParsableArguments {
     @Option(name: .customLong("request-timeout"), help: "Deadline of requests that set none (default 30s).")
     var requestTimeout: String?
 
-    @Option(name: .customLong("idle-timeout"), help: "Close connections idle this long (default 300s).")
+    @Option(name: .customLong("idle-timeout"), help: "Close connections idle this long; 0 = never (default 300s).")
     var idleTimeout: String?
+
+    @Option(name: .customLong("handshake-timeout"), help: "Time a new connection has to send its Hello (default 10s).")
+    var handshakeTimeout: String?
 
     @Option(name: .customLong("shutdown-grace"), help: "Time in-flight requests get on shutdown (default 30s).")
     var shutdownGrace: String?
@@ -95,7 +98,7 @@ struct DaemonOptions: ParsableArguments {
             ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
             ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
-            ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("shutdown-grace", shutdownGrace),
+            ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("handshake-timeout", handshakeTimeout), ("shutdown-grace", shutdownGrace),
             ("log-level", logLevel), ("metrics", metrics),
             ("tls-cert", tlsCert), ("tls-key", tlsKey), ("tls-client-ca", tlsClientCA), ("allow-uids", allowUIDs),
             ("allow-gids", allowGIDs),

@@ -16,6 +16,7 @@ struct Settings {
         "max-in-flight": "STEPRUN_MAX_IN_FLIGHT", "max-connections": "STEPRUN_MAX_CONNECTIONS",
         "max-wait-queue": "STEPRUN_MAX_WAIT_QUEUE", "request-timeout": "STEPRUN_REQUEST_TIMEOUT",
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
+        "handshake-timeout": "STEPRUN_HANDSHAKE_TIMEOUT",
         "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR", "group-commit-max": "STEPRUN_GROUP_COMMIT_MAX",
         "tls-cert": "STEPRUN_TLS_CERT", "tls-key": "STEPRUN_TLS_KEY", "tls-client-ca": "STEPRUN_TLS_CLIENT_CA",
         "allow-uids": "STEPRUN_ALLOW_UIDS", "allow-gids": "STEPRUN_ALLOW_GIDS",
@@ -40,6 +41,7 @@ struct Settings {
     var maxConnections = 4096
     var requestTimeout: Duration = .seconds(30)
     var idleTimeout: Duration = .seconds(300)
+    var handshakeTimeout: Duration = .seconds(10)
     var shutdownGrace: Duration = .seconds(30)
     var logLevel: Logger.Level = .info
     var metrics: (host: String, port: Int)?
@@ -100,6 +102,7 @@ struct Settings {
         maxConnections = try int("max-connections", maxConnections)
         requestTimeout = try duration("request-timeout", requestTimeout)
         idleTimeout = try duration("idle-timeout", idleTimeout)
+        handshakeTimeout = try duration("handshake-timeout", handshakeTimeout)
         shutdownGrace = try duration("shutdown-grace", shutdownGrace)
         tlsCertificate = value("tls-cert")
         tlsKey = value("tls-key")
@@ -140,7 +143,8 @@ struct Settings {
             unixSocketPath: unixSocket, tcp: tcp, tcpToken: token, allowInsecureTCP: insecureNoAuth,
             maxFrameBytes: maxFrameBytes, storeLimits: StoreLimits(maxPayloadBytes: maxPayloadBytes),
             maxInFlightPerConnection: maxInFlight, maxConnections: maxConnections,
-            defaultRequestTimeout: requestTimeout, idleTimeout: idleTimeout, shutdownGracePeriod: shutdownGrace)
+            defaultRequestTimeout: requestTimeout, handshakeTimeout: handshakeTimeout, idleTimeout: idleTimeout,
+            shutdownGracePeriod: shutdownGrace)
         configuration.tls = try tlsConfiguration()
         configuration.allowedPeerUIDs = allowedUIDs
         configuration.allowedPeerGIDs = allowedGIDs
