@@ -108,6 +108,11 @@ final class ClientConnection: Sendable {
                 channel.eventLoop.execute {
                     handler.value.send(frame, deadline: deadline, continuation: continuation)
                 }
+                // Cancelled before this point, the handler below ran first and found nothing to
+                // cancel; this second request runs after the send on the same loop.
+                if Task.isCancelled {
+                    channel.eventLoop.execute { handler.value.cancel(id: frame.id) }
+                }
             }
         } onCancel: {
             channel.eventLoop.execute { handler.value.cancel(id: id) }

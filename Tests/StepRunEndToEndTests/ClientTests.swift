@@ -69,6 +69,23 @@ struct ClientTests {
         #expect(ContinuousClock.now - started < .seconds(3), "close() waited for the hung attempt")
     }
 
+    @Test("close() during a connection attempt returns at once and fails the waiting call")
+    func closeWhileConnecting() async throws {
+        let path = Self.temporarySocketPath("hung")
+        let listener = try PosixSocket.silentListener(unixPath: path)
+        defer { unlink(path); _ = listener }
+        // Repeated, because the attempt may be cancelled at any point of its way to the Hello.
+        for round in 0..<20 {
+            let client = StepRunClient(target: .unix(path: path), configuration: .init(connectTimeout: .seconds(20)))
+            let call = Task { await storeError { _ = try await client.health(timeout: .seconds(20)) } }
+            if round % 2 == 1 { try await Task.sleep(for: .milliseconds(round)) }
+            let started = ContinuousClock.now
+            await client.close()
+            #expect(ContinuousClock.now - started < .seconds(2), "close() took \(ContinuousClock.now - started) in round \(round)")
+            #expect(await call.value?.code == .unavailable)
+        }
+    }
+
     @Test("a daemon that never answers Hello is UNAVAILABLE after the connect timeout")
     func helloNeverAnswered() async throws {
         let path = Self.temporarySocketPath("hung")
