@@ -32,11 +32,14 @@ struct MalformedInputTests {
         Case(name: "empty frame", body: [], id: 0, code: .invalidArgument, field: "call"),
     ]
 
-    @Test("answered with the expected code, the connection stays open, others are served", arguments: cases)
-    func malformedRequest(_ testCase: Case) async throws {
+    @Test("answered with the expected code, the connection stays open, others are served", arguments: cases, Transport.allCases)
+    func malformedRequest(_ testCase: Case, _ transport: Transport) async throws {
         let daemon = try await TestDaemon.shared()
-        var raw = try await RawConnection.connect(daemon, .unix)
-        try await raw.hello(token: nil)
+        let bystander = daemon.client(transport)
+        defer { Task { await bystander.close() } }
+        #expect(try await bystander.health().serving)
+        var raw = try await RawConnection.connect(daemon, transport)
+        try await raw.hello(token: daemon.token)
         try await raw.writeFrame(testCase.body)
         let response = try #require(try await raw.receive())
         #expect(response.id == testCase.id)
@@ -48,9 +51,10 @@ struct MalformedInputTests {
         if let field = testCase.field, case .invalidArgument(let actual, _) = error {
             #expect(actual == field)
         }
-        // The same connection still works.
+        // The same connection still works, and so does everyone else's.
         try await raw.send(RequestFrame(id: 900, call: .health))
         #expect(try await raw.receive()?.id == 900)
+        #expect(try await bystander.health().serving)
         await raw.close()
         let untouched = try #require(UUID(bytes: Self.runID))
         #expect(try await daemon.repository.stepStatuses(runID: untouched) == [:])
