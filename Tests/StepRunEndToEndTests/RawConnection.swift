@@ -5,27 +5,27 @@ import StepRunWire
 
 /// A bare socket to the daemon, for sending bytes no well-behaved client would.
 struct RawConnection {
-    private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    private let channel: any Channel
+    private var inbound: AsyncStream<ByteBuffer>.Iterator
 
     static func connect(_ daemon: TestDaemon, _ transport: Transport) async throws -> RawConnection {
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = { channel in
+        let (frames, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: 64 << 20)))
-                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                try channel.pipeline.syncOperations.addHandler(FrameCollector(sink: sink))
             }
         }
         let channel = switch transport {
-        case .unix: try await bootstrap.connect(unixDomainSocketPath: daemon.unixPath, channelInitializer: initializer)
-        case .tcp: try await bootstrap.connect(host: "127.0.0.1", port: daemon.tcpPort, channelInitializer: initializer)
+        case .unix: try await bootstrap.connect(unixDomainSocketPath: daemon.unixPath).get()
+        case .tcp: try await bootstrap.connect(host: "127.0.0.1", port: daemon.tcpPort).get()
         }
-        return RawConnection(channel: channel, inbound: channel.inbound.makeAsyncIterator())
+        return RawConnection(channel: channel, inbound: frames.makeAsyncIterator())
     }
 
     /// Writes raw bytes exactly as given.
     func write(_ bytes: [UInt8]) async throws {
-        try await channel.outbound.write(ByteBuffer(bytes: bytes))
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
 
     /// Writes one frame: the 4-byte length then the body.
@@ -33,18 +33,18 @@ struct RawConnection {
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt32(body.count))
         buffer.writeBytes(body)
-        try await channel.outbound.write(buffer)
+        try await channel.writeAndFlush(buffer)
     }
 
     func send(_ frame: RequestFrame) async throws {
         var buffer = ByteBuffer()
         WireCodec.encodeRequest(frame, into: &buffer)
-        try await channel.outbound.write(buffer)
+        try await channel.writeAndFlush(buffer)
     }
 
     /// The next response, or nil when the daemon closed the connection.
     mutating func receive() async throws -> ResponseFrame? {
-        guard let payload = try await inbound.next() else { return nil }
+        guard let payload = await inbound.next() else { return nil }
         return try WireCodec.decodeResponse(payload)
     }
 
@@ -57,7 +57,30 @@ struct RawConnection {
     }
 
     func close() async {
-        try? await channel.channel.close()
+        try? await channel.close()
+    }
+}
+
+/// Hands each frame the daemon sends to a stream; the stream ends when the connection does.
+private final class FrameCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let sink: AsyncStream<ByteBuffer>.Continuation
+
+    init(sink: AsyncStream<ByteBuffer>.Continuation) {
+        self.sink = sink
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        sink.yield(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        sink.finish()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }
 
