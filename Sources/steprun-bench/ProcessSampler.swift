@@ -34,12 +34,32 @@ enum ProcStat {
     ///
     /// Postgres forks a backend per connection and reaps it when it exits, so a backend that ends
     /// between two samples still shows up in the postmaster's cutime/cstime.
-    static func treeTicks(_ root: Int32) -> Int? {
-        guard var total = cpuTicks(root, includingReapedChildren: true) else { return nil }
+    static func treeTicks(_ root: Int32, children: [Int32]) -> Int? {
+        guard let own = cpuTicks(root, includingReapedChildren: true) else { return nil }
+        return children.reduce(own) { $0 + (cpuTicks($1) ?? 0) }
+    }
+
+    /// The live children of a process.
+    static func children(of root: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let pid = Int32(entry), pid != root, parent(pid) == root else { continue }
-            total += cpuTicks(pid) ?? 0
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry), pid != root, parent(pid) == root else { return nil }
+            return pid
+        }
+    }
+
+    /// Voluntary plus involuntary context switches of every live thread of a process.
+    ///
+    /// Threads that exited are not counted, so for processes whose threads come and go (Dispatch
+    /// workers) this is a lower bound.
+    static func contextSwitches(_ pid: Int32) -> Int? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
+        var total = 0
+        for task in tasks {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.contains("ctxt_switches:") {
+                total += Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+            }
         }
         return total
     }
@@ -87,9 +107,17 @@ struct CPUUsage: Sendable, Codable {
     var idle: Double
 }
 
+/// Context switches per second during the measured window, by process (Postgres: all backends).
+struct ContextSwitchRates: Sendable, Codable {
+    var bench: Double?
+    var daemon: Double?
+    var postgres: Double?
+}
+
 /// What the sampler observed during one run's measured window.
 struct SystemObservation: Sendable {
     var cpu: CPUUsage?
+    var contextSwitches: ContextSwitchRates?
     var daemonRSSPeakKiB: Int?
     var daemonRSSMeanKiB: Int?
 }
@@ -113,12 +141,18 @@ final class SystemSampler: Sendable {
         var daemon: Int?
         var postgres: Int?
         var host: ProcStat.HostTicks?
+        var benchSwitches: Int?
+        var daemonSwitches: Int?
+        var postgresSwitches: Int?
     }
 
     private func snapshot() -> Snapshot {
-        Snapshot(
+        let backends = postgresPID.map { ProcStat.children(of: $0) } ?? []
+        return Snapshot(
             at: .now, bench: ProcStat.cpuTicks(getpid()), daemon: daemonPID.flatMap { ProcStat.cpuTicks($0) },
-            postgres: postgresPID.flatMap { ProcStat.treeTicks($0) }, host: ProcStat.hostTicks())
+            postgres: postgresPID.flatMap { ProcStat.treeTicks($0, children: backends) }, host: ProcStat.hostTicks(),
+            benchSwitches: ProcStat.contextSwitches(getpid()), daemonSwitches: daemonPID.flatMap { ProcStat.contextSwitches($0) },
+            postgresSwitches: postgresPID == nil ? nil : backends.reduce(0) { $0 + (ProcStat.contextSwitches($1) ?? 0) })
     }
 
     /// Starts sampling for `window` on a new thread.
@@ -158,6 +192,11 @@ final class SystemSampler: Sendable {
         guard wall > 0, let hostFirst = first.host, let hostLast = last.host, let benchFirst = first.bench, let benchLast = last.bench
         else { return observation }
         func cores(_ ticks: Int) -> Double { Double(ticks) / ProcStat.ticksPerSecond / wall }
+        func rate(_ count: Int) -> Double { Double(count) / wall }
+        observation.contextSwitches = ContextSwitchRates(
+            bench: delta(first.benchSwitches, last.benchSwitches).map(rate),
+            daemon: delta(first.daemonSwitches, last.daemonSwitches).map(rate),
+            postgres: delta(first.postgresSwitches, last.postgresSwitches).map(rate))
         let cpuCount = Double(hostLast.total - hostFirst.total) / ProcStat.ticksPerSecond / wall
         let busy = cores(hostLast.busy - hostFirst.busy)
         let bench = cores(benchLast - benchFirst)

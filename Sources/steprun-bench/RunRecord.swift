@@ -33,6 +33,8 @@ struct RunRecord: Codable, Sendable {
     var cpuCores: CPUUsage?
     /// The same, as CPU microseconds per store call.
     var cpuUsPerOp: CPUUsage?
+    /// Context switches per store call, by process (threads that exited mid-run are missed).
+    var contextSwitchesPerOp: ContextSwitchRates?
 
     struct OperationRecord: Codable, Sendable {
         var ops: UInt64
@@ -77,6 +79,11 @@ struct RunRecord: Codable, Sendable {
             cpuUsPerOp = CPUUsage(
                 bench: cpu.bench * scale, daemon: cpu.daemon.map { $0 * scale }, postgres: cpu.postgres.map { $0 * scale },
                 interrupts: cpu.interrupts * scale, other: cpu.other * scale, idle: cpu.idle * scale)
+        }
+        if let switches = observation.contextSwitches, opsPerSec > 0 {
+            contextSwitchesPerOp = ContextSwitchRates(
+                bench: switches.bench.map { $0 / opsPerSec }, daemon: switches.daemon.map { $0 / opsPerSec },
+                postgres: switches.postgres.map { $0 / opsPerSec })
         }
     }
 
