@@ -48,20 +48,30 @@ enum ProcStat {
         }
     }
 
-    /// Voluntary plus involuntary context switches of every live thread of a process.
-    ///
-    /// Threads that exited are not counted, so for processes whose threads come and go (Dispatch
-    /// workers) this is a lower bound.
-    static func contextSwitches(_ pid: Int32) -> Int? {
+    /// Voluntary plus involuntary context switches of each live thread of a process, by thread id.
+    static func threadContextSwitches(_ pid: Int32) -> [Int32: Int]? {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
-        var total = 0
+        var counts: [Int32: Int] = [:]
         for task in tasks {
-            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8) else { continue }
+            guard let tid = Int32(task),
+                let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)
+            else { continue }
+            var total = 0
             for line in text.split(separator: "\n") where line.contains("ctxt_switches:") {
                 total += Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
             }
+            counts[tid] = total
         }
-        return total
+        return counts
+    }
+
+    /// Switches made between two samples by the threads alive at the second one.
+    ///
+    /// A thread that exited in between (a Dispatch worker, a Postgres backend) is missed, so this is
+    /// a lower bound; it never goes negative.
+    static func switchesBetween(_ first: [Int32: Int]?, _ last: [Int32: Int]?) -> Int? {
+        guard let first, let last else { return nil }
+        return last.reduce(0) { total, entry in total + max(0, entry.value - (first[entry.key] ?? 0)) }
     }
 
     /// Busy, interrupt and total ticks of the whole machine, from /proc/stat.
@@ -141,9 +151,9 @@ final class SystemSampler: Sendable {
         var daemon: Int?
         var postgres: Int?
         var host: ProcStat.HostTicks?
-        var benchSwitches: Int?
-        var daemonSwitches: Int?
-        var postgresSwitches: Int?
+        var benchSwitches: [Int32: Int]?
+        var daemonSwitches: [Int32: Int]?
+        var postgresSwitches: [Int32: Int]?
     }
 
     private func snapshot() -> Snapshot {
@@ -151,8 +161,10 @@ final class SystemSampler: Sendable {
         return Snapshot(
             at: .now, bench: ProcStat.cpuTicks(getpid()), daemon: daemonPID.flatMap { ProcStat.cpuTicks($0) },
             postgres: postgresPID.flatMap { ProcStat.treeTicks($0, children: backends) }, host: ProcStat.hostTicks(),
-            benchSwitches: ProcStat.contextSwitches(getpid()), daemonSwitches: daemonPID.flatMap { ProcStat.contextSwitches($0) },
-            postgresSwitches: postgresPID == nil ? nil : backends.reduce(0) { $0 + (ProcStat.contextSwitches($1) ?? 0) })
+            benchSwitches: ProcStat.threadContextSwitches(getpid()),
+            daemonSwitches: daemonPID.flatMap { ProcStat.threadContextSwitches($0) },
+            postgresSwitches: postgresPID == nil
+                ? nil : backends.reduce(into: [:]) { $0.merge(ProcStat.threadContextSwitches($1) ?? [:]) { first, _ in first } })
     }
 
     /// Starts sampling for `window` on a new thread.
@@ -194,9 +206,9 @@ final class SystemSampler: Sendable {
         func cores(_ ticks: Int) -> Double { Double(ticks) / ProcStat.ticksPerSecond / wall }
         func rate(_ count: Int) -> Double { Double(count) / wall }
         observation.contextSwitches = ContextSwitchRates(
-            bench: delta(first.benchSwitches, last.benchSwitches).map(rate),
-            daemon: delta(first.daemonSwitches, last.daemonSwitches).map(rate),
-            postgres: delta(first.postgresSwitches, last.postgresSwitches).map(rate))
+            bench: ProcStat.switchesBetween(first.benchSwitches, last.benchSwitches).map(rate),
+            daemon: ProcStat.switchesBetween(first.daemonSwitches, last.daemonSwitches).map(rate),
+            postgres: ProcStat.switchesBetween(first.postgresSwitches, last.postgresSwitches).map(rate))
         let cpuCount = Double(hostLast.total - hostFirst.total) / ProcStat.ticksPerSecond / wall
         let busy = cores(hostLast.busy - hostFirst.busy)
         let bench = cores(benchLast - benchFirst)
