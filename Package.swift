@@ -152,7 +152,10 @@ let package = Package(
         ),
         .testTarget(
             name: "StepRunCtlTests",
-            dependencies: ["steprunctl", "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire"]
+            dependencies: [
+                "steprunctl", "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

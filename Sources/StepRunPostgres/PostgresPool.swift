@@ -37,6 +37,8 @@ public final class PostgresPool: Sendable {
     private let exited = DispatchGroup()
     private let nextJobID = Atomic<UInt64>(1)
     private let connectedCount = Atomic<Int>(0)
+    /// Bumped by every successful connect, so workers waiting out a backoff learn the database is back.
+    private let connectGeneration = Atomic<UInt64>(0)
     private let groupCommits = Atomic<Int>(0)
     private let groupCommittedCalls = Atomic<Int>(0)
 
@@ -174,6 +176,11 @@ public final class PostgresPool: Sendable {
 
     fileprivate func connectionOpened() {
         connectedCount.add(1, ordering: .relaxed)
+        connectGeneration.add(1, ordering: .relaxed)
+    }
+
+    fileprivate var currentConnectGeneration: UInt64 {
+        connectGeneration.load(ordering: .relaxed)
     }
 
     fileprivate func connectionClosed() {
@@ -274,6 +281,8 @@ private struct PoolWorker {
     private var backoff: Duration
     private var nextAttempt: ContinuousClock.Instant = .now
     private var lastFailure = "not connected yet"
+    /// The pool's connect generation when this worker last failed to connect.
+    private var failedAtGeneration: UInt64 = 0
 
     init(index: Int, pool: PostgresPool) {
         self.index = index
@@ -324,7 +333,8 @@ private struct PoolWorker {
             pool.logger.warning("database connection lost; reconnecting", metadata: ["worker": "\(index)"])
             dropConnection()
         }
-        guard ContinuousClock.now >= nextAttempt else { return }
+        // Wait out the backoff — unless another worker has connected since, i.e. the database is back.
+        guard ContinuousClock.now >= nextAttempt || pool.currentConnectGeneration != failedAtGeneration else { return }
         do {
             connection = try PGConnection(parameters: pool.configuration.connectionParameters)
             pool.connectionOpened()
@@ -334,6 +344,7 @@ private struct PoolWorker {
             backoff = pool.configuration.initialReconnectBackoff
         } catch {
             lastFailure = error.message
+            failedAtGeneration = pool.currentConnectGeneration
             nextAttempt = .now.advanced(by: backoff)
             pool.logger.warning(
                 "cannot connect to the database",

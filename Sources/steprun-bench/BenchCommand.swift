@@ -42,6 +42,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds of rest between runs.")
     var pause: Double = 1
 
+    @Option(help: "Seconds each call may take: the deadline sent to the daemon, the baseline's statement timeout.")
+    var timeout: Double = 30
+
     @Option(name: .customLong("payload-bytes"), help: "Size of each JSON payload (input, output), e.g. 100,10KiB,1MiB.")
     var payloadBytes = "100"
 
@@ -141,7 +144,8 @@ struct BenchCommand: AsyncParsableCommand {
         case .postgres:
             connectionCount = clients
             tally = try await DirectDriver.run(
-                plan: workload, clients: clients, configuration: postgresConfiguration(databaseURL!), timing: timing, sampler: sampler)
+                plan: workload, clients: clients, configuration: postgresConfiguration(databaseURL!, statementTimeout: timing.callTimeout),
+                timing: timing, sampler: sampler)
         case .daemon(_, let clientTarget):
             connectionCount = min(connections ?? clients, clients)
             tally = try await DaemonDriver.run(
@@ -159,8 +163,9 @@ struct BenchCommand: AsyncParsableCommand {
             payloadBytes: payload, measured: timing.duration, tally: tally, observation: observation)
     }
 
-    private func postgresConfiguration(_ url: String) -> PostgresConfiguration {
-        PostgresConfiguration(connectionString: url, schema: schema, poolSize: 1, applicationName: "steprun-bench")
+    private func postgresConfiguration(_ url: String, statementTimeout: Duration = .seconds(30)) -> PostgresConfiguration {
+        PostgresConfiguration(
+            connectionString: url, schema: schema, poolSize: 1, statementTimeout: statementTimeout, applicationName: "steprun-bench")
     }
 
     // MARK: Read data

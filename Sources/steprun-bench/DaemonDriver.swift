@@ -23,7 +23,7 @@ enum DaemonDriver {
             for index in 0..<clients {
                 let client = pool[index % connections]
                 group.addTask {
-                    await clientLoop(plan: plan, index: index, window: window, client: client)
+                    await clientLoop(plan: plan, index: index, window: window, timeout: timing.callTimeout, client: client)
                 }
             }
             var total = WorkerTally()
@@ -34,7 +34,9 @@ enum DaemonDriver {
         return tally
     }
 
-    private static func clientLoop(plan: WorkloadPlan, index: Int, window: RunWindow, client: StepRunClient) async -> WorkerTally {
+    private static func clientLoop(
+        plan: WorkloadPlan, index: Int, window: RunWindow, timeout: Duration, client: StepRunClient
+    ) async -> WorkerTally {
         var workload = plan.makeWorkload(client: index)
         var tally = WorkerTally()
         while ContinuousClock.now < window.end {
@@ -42,7 +44,7 @@ enum DaemonDriver {
             let started = ContinuousClock.now
             let outcome: Result<StoreResult, StepRunError>
             do {
-                outcome = .success(try await client.perform(request, deadline: nil))
+                outcome = .success(try await client.perform(request, deadline: started.advanced(by: timeout)))
             } catch let error as StepRunError {
                 outcome = .failure(error)
             } catch {

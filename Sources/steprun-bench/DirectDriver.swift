@@ -131,10 +131,12 @@ final class Locked<Value: Sendable>: Sendable {
     }
 }
 
-/// Warm-up and measured duration of every run.
+/// Warm-up and measured duration of every run, and how long a call may take.
 struct Timing: Sendable {
     var warmup: Duration
     var duration: Duration
+    /// The deadline sent with each daemon call, and the baseline's statement timeout.
+    var callTimeout: Duration
 }
 
 /// A failure that stops the benchmark, with a message for the person running it.

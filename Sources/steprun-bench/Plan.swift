@@ -49,7 +49,9 @@ extension BenchCommand {
             }
             return bytes
         }
-        guard duration > 0, warmup >= 0, pause >= 0 else { throw ValidationError("--duration must be positive, --warmup and --pause not negative") }
+        guard duration > 0, warmup >= 0, pause >= 0, timeout > 0 else {
+            throw ValidationError("--duration and --timeout must be positive, --warmup and --pause not negative")
+        }
         if let connections, connections < 1 { throw ValidationError("--connections must be at least 1") }
         guard deliveries >= 1, fanOutWidth >= 1, readRuns >= 1, readSteps >= 1 else {
             throw ValidationError("--deliveries, --fan-out-width, --read-runs and --read-steps must be at least 1")
@@ -81,7 +83,7 @@ extension BenchCommand {
             """
         return Plan(
             scenarios: scenarios, runTargets: runTargets, clientCounts: clientCounts, payloads: payloads,
-            timing: Timing(warmup: seconds(warmup), duration: seconds(duration)), header: header)
+            timing: Timing(warmup: seconds(warmup), duration: seconds(duration), callTimeout: seconds(timeout)), header: header)
     }
 
     private func clientTarget(_ transport: String) throws -> StepRunClient.Target {

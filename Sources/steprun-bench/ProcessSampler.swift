@@ -34,14 +34,44 @@ enum ProcStat {
     ///
     /// Postgres forks a backend per connection and reaps it when it exits, so a backend that ends
     /// between two samples still shows up in the postmaster's cutime/cstime.
-    static func treeTicks(_ root: Int32) -> Int? {
-        guard var total = cpuTicks(root, includingReapedChildren: true) else { return nil }
+    static func treeTicks(_ root: Int32, children: [Int32]) -> Int? {
+        guard let own = cpuTicks(root, includingReapedChildren: true) else { return nil }
+        return children.reduce(own) { $0 + (cpuTicks($1) ?? 0) }
+    }
+
+    /// The live children of a process.
+    static func children(of root: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let pid = Int32(entry), pid != root, parent(pid) == root else { continue }
-            total += cpuTicks(pid) ?? 0
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry), pid != root, parent(pid) == root else { return nil }
+            return pid
         }
-        return total
+    }
+
+    /// Voluntary plus involuntary context switches of each live thread of a process, by thread id.
+    static func threadContextSwitches(_ pid: Int32) -> [Int32: Int]? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
+        var counts: [Int32: Int] = [:]
+        for task in tasks {
+            guard let tid = Int32(task),
+                let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)
+            else { continue }
+            var total = 0
+            for line in text.split(separator: "\n") where line.contains("ctxt_switches:") {
+                total += Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+            }
+            counts[tid] = total
+        }
+        return counts
+    }
+
+    /// Switches made between two samples by the threads alive at the second one.
+    ///
+    /// A thread that exited in between (a Dispatch worker, a Postgres backend) is missed, so this is
+    /// a lower bound; it never goes negative.
+    static func switchesBetween(_ first: [Int32: Int]?, _ last: [Int32: Int]?) -> Int? {
+        guard let first, let last else { return nil }
+        return last.reduce(0) { total, entry in total + max(0, entry.value - (first[entry.key] ?? 0)) }
     }
 
     /// Busy, interrupt and total ticks of the whole machine, from /proc/stat.
@@ -87,9 +117,17 @@ struct CPUUsage: Sendable, Codable {
     var idle: Double
 }
 
+/// Context switches per second during the measured window, by process (Postgres: all backends).
+struct ContextSwitchRates: Sendable, Codable {
+    var bench: Double?
+    var daemon: Double?
+    var postgres: Double?
+}
+
 /// What the sampler observed during one run's measured window.
 struct SystemObservation: Sendable {
     var cpu: CPUUsage?
+    var contextSwitches: ContextSwitchRates?
     var daemonRSSPeakKiB: Int?
     var daemonRSSMeanKiB: Int?
 }
@@ -113,12 +151,20 @@ final class SystemSampler: Sendable {
         var daemon: Int?
         var postgres: Int?
         var host: ProcStat.HostTicks?
+        var benchSwitches: [Int32: Int]?
+        var daemonSwitches: [Int32: Int]?
+        var postgresSwitches: [Int32: Int]?
     }
 
     private func snapshot() -> Snapshot {
-        Snapshot(
+        let backends = postgresPID.map { ProcStat.children(of: $0) } ?? []
+        return Snapshot(
             at: .now, bench: ProcStat.cpuTicks(getpid()), daemon: daemonPID.flatMap { ProcStat.cpuTicks($0) },
-            postgres: postgresPID.flatMap { ProcStat.treeTicks($0) }, host: ProcStat.hostTicks())
+            postgres: postgresPID.flatMap { ProcStat.treeTicks($0, children: backends) }, host: ProcStat.hostTicks(),
+            benchSwitches: ProcStat.threadContextSwitches(getpid()),
+            daemonSwitches: daemonPID.flatMap { ProcStat.threadContextSwitches($0) },
+            postgresSwitches: postgresPID == nil
+                ? nil : backends.reduce(into: [:]) { $0.merge(ProcStat.threadContextSwitches($1) ?? [:]) { first, _ in first } })
     }
 
     /// Starts sampling for `window` on a new thread.
@@ -158,6 +204,11 @@ final class SystemSampler: Sendable {
         guard wall > 0, let hostFirst = first.host, let hostLast = last.host, let benchFirst = first.bench, let benchLast = last.bench
         else { return observation }
         func cores(_ ticks: Int) -> Double { Double(ticks) / ProcStat.ticksPerSecond / wall }
+        func rate(_ count: Int) -> Double { Double(count) / wall }
+        observation.contextSwitches = ContextSwitchRates(
+            bench: ProcStat.switchesBetween(first.benchSwitches, last.benchSwitches).map(rate),
+            daemon: ProcStat.switchesBetween(first.daemonSwitches, last.daemonSwitches).map(rate),
+            postgres: ProcStat.switchesBetween(first.postgresSwitches, last.postgresSwitches).map(rate))
         let cpuCount = Double(hostLast.total - hostFirst.total) / ProcStat.ticksPerSecond / wall
         let busy = cores(hostLast.busy - hostFirst.busy)
         let bench = cores(benchLast - benchFirst)

@@ -33,6 +33,8 @@ struct RunRecord: Codable, Sendable {
     var cpuCores: CPUUsage?
     /// The same, as CPU microseconds per store call.
     var cpuUsPerOp: CPUUsage?
+    /// Context switches per store call, by process (threads that exited mid-run are missed).
+    var contextSwitchesPerOp: ContextSwitchRates?
 
     struct OperationRecord: Codable, Sendable {
         var ops: UInt64
@@ -54,29 +56,32 @@ struct RunRecord: Codable, Sendable {
         let seconds = Double(measured.components.seconds) + Double(measured.components.attoseconds) / 1e18
         durationS = seconds
         ops = tally.ops
-        opsPerSec = Double(tally.ops) / seconds
+        opsPerSec = rounded(Double(tally.ops) / seconds, 1)
         let all = LatencySummary(tally.combined)
         p50Us = all.p50
         p90Us = all.p90
         p99Us = all.p99
         p999Us = all.p999
         maxUs = all.max
-        meanUs = all.mean
+        meanUs = rounded(all.mean, 1)
         errors = tally.errors
         errorCodes = tally.errorsByCode
         errorSamples = tally.errorSamples
         operations = tally.latencies.mapValues { histogram in
             let summary = LatencySummary(histogram)
-            return OperationRecord(ops: summary.count, p50Us: summary.p50, p99Us: summary.p99, meanUs: summary.mean)
+            return OperationRecord(ops: summary.count, p50Us: summary.p50, p99Us: summary.p99, meanUs: rounded(summary.mean, 1))
         }
         daemonRssPeakKib = observation.daemonRSSPeakKiB
         daemonRssMeanKib = observation.daemonRSSMeanKiB
-        cpuCores = observation.cpu
-        if let cpu = observation.cpu, opsPerSec > 0 {
-            let scale = 1e6 / opsPerSec
-            cpuUsPerOp = CPUUsage(
-                bench: cpu.bench * scale, daemon: cpu.daemon.map { $0 * scale }, postgres: cpu.postgres.map { $0 * scale },
-                interrupts: cpu.interrupts * scale, other: cpu.other * scale, idle: cpu.idle * scale)
+        if let cpu = observation.cpu {
+            cpuCores = cpu.scaled(by: 1, decimals: 3)
+            if opsPerSec > 0 { cpuUsPerOp = cpu.scaled(by: 1e6 / opsPerSec, decimals: 1) }
+        }
+        if let switches = observation.contextSwitches, opsPerSec > 0 {
+            let opsPerSec = self.opsPerSec
+            let perOp = { (rate: Double?) in rate.map { rounded($0 / opsPerSec, 2) } }
+            contextSwitchesPerOp = ContextSwitchRates(
+                bench: perOp(switches.bench), daemon: perOp(switches.daemon), postgres: perOp(switches.postgres))
         }
     }
 
@@ -91,5 +96,20 @@ struct RunRecord: Codable, Sendable {
     /// `daemon/unix` or `postgres`.
     var targetLabel: String {
         transport.map { "\(target)/\($0)" } ?? target
+    }
+}
+
+/// Rounds for the JSON output: the figures are not precise beyond this, and the lines stay readable.
+func rounded(_ value: Double, _ decimals: Int) -> Double {
+    let scale = pow(10, Double(decimals))
+    return (value * scale).rounded() / scale
+}
+
+extension CPUUsage {
+    func scaled(by factor: Double, decimals: Int) -> CPUUsage {
+        CPUUsage(
+            bench: rounded(bench * factor, decimals), daemon: daemon.map { rounded($0 * factor, decimals) },
+            postgres: postgres.map { rounded($0 * factor, decimals) }, interrupts: rounded(interrupts * factor, decimals),
+            other: rounded(other * factor, decimals), idle: rounded(idle * factor, decimals))
     }
 }

@@ -62,6 +62,7 @@ enum Summary {
                 pad("scenario", 15), pad("payload", 7, right: true), pad("clients", 7, right: true), pad("target", 11),
                 pad("bench", 8, right: true), pad("daemon", 8, right: true), pad("postgres", 8, right: true),
                 pad("irq", 8, right: true), pad("other", 8, right: true), pad("idle", 8, right: true),
+                pad("| switches/call: bench", 22, right: true), pad("daemon", 7, right: true), pad("pg", 5, right: true),
             ].joined(separator: " "),
         ]
         for record in measured {
@@ -73,6 +74,9 @@ enum Summary {
                 pad(cpu.postgres.map { format($0, 0) } ?? "-", 8, right: true), pad(format(cpu.interrupts, 0), 8, right: true),
                 pad(format(cpu.other, 0), 8, right: true),
                 pad(format(cpu.idle, 0), 8, right: true),
+                pad(record.contextSwitchesPerOp?.bench.map { format($0, 1) } ?? "-", 22, right: true),
+                pad(record.contextSwitchesPerOp?.daemon.map { format($0, 1) } ?? "-", 7, right: true),
+                pad(record.contextSwitchesPerOp?.postgres.map { format($0, 1) } ?? "-", 5, right: true),
             ].joined(separator: " "))
         }
         return lines.joined(separator: "\n")

@@ -90,7 +90,8 @@ struct FaultTests {
         let writers = Writers()
         let target = StepRunClient.Target.unix(path: socket)
         async let load: Void = writers.run(count: fullResilience ? 32 : 8, target: target, timeout: .seconds(5))
-        try await Task.sleep(for: fullResilience ? .seconds(5) : .seconds(1))
+        let before = fullResilience ? 2000 : 50
+        #expect(await eventually(timeout: .seconds(60)) { await writers.acknowledged.count >= before })
 
         await daemon.terminate(signal: SIGKILL)
         let acknowledgedBeforeCrash = await writers.acknowledged.count
@@ -100,7 +101,8 @@ struct FaultTests {
         #expect(await eventually { (try? await probe.health().serving) == true }, "\(daemon.output)")
         let restartToReady = ContinuousClock.now - restarted
         await probe.close()
-        try await Task.sleep(for: fullResilience ? .seconds(5) : .seconds(1))
+        let resumed = acknowledgedBeforeCrash + (fullResilience ? 2000 : 50)
+        #expect(await eventually(timeout: .seconds(60)) { await writers.acknowledged.count >= resumed })
         await writers.stop()
         await load
 
@@ -127,7 +129,7 @@ struct FaultTests {
         let target = StepRunClient.Target.unix(path: socket)
         let deadline = Duration.seconds(2)
         async let load: Void = writers.run(count: 8, target: target, timeout: deadline)
-        try await Task.sleep(for: .seconds(1))
+        #expect(await eventually(timeout: .seconds(60)) { await writers.acknowledged.count >= 20 })
 
         #expect(await shell("'\(pgtmp)' stop '\(directory)'").status == 0)
         try await Task.sleep(for: fullResilience ? .seconds(5) : .seconds(1))

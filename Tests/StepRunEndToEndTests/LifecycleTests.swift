@@ -135,11 +135,22 @@ struct LifecycleTests {
         let client = StepRunClient(target: .unix(path: first.unixPath))
         _ = try await client.health()
         first.server.shutdown()
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(await storeError { _ = try await client.health() }?.code == .unavailable)
+        // Once the daemon is gone, calls fail with UNAVAILABLE…
+        var sawOutage = false
+        for _ in 0..<500 where !sawOutage {
+            sawOutage = await storeError { _ = try await client.health() }?.code == .unavailable
+            if !sawOutage { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(sawOutage)
 
+        // …and once a new one listens on the same path, the same client is served again.
         let second = try await TestDaemon.start(repository: shared.repository) { $0.unixSocketPath = first.unixPath }
-        #expect(try await client.health().serving)
+        var served = false
+        for _ in 0..<500 where !served {
+            served = (try? await client.health().serving) == true
+            if !served { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(served)
         second.server.shutdown()
         await client.close()
     }

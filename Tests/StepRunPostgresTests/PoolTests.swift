@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import StepRunCore
 @testable import StepRunPostgres
@@ -61,33 +62,50 @@ struct PoolTests {
         await pool.shutdown()
     }
 
+    /// Holds a pool's connection until `gate` is signalled.
+    private func hold(_ pool: PostgresPool, until gate: DispatchSemaphore) async throws {
+        try await pool.withConnection(deadline: .now.advanced(by: .seconds(60))) { _ throws(StepRunError) in gate.wait() }
+    }
+
+    private func poll(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<1000 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
     @Test("a full wait queue refuses with RESOURCE_EXHAUSTED")
     func fullQueueIsResourceExhausted() async throws {
         let pool = pool(try TestDatabase.url, size: 1, queue: 2)
-        try await sleep(pool, seconds: 0)  // connect first
-        async let busy: Void = sleep(pool, seconds: 0.6)
-        try await Task.sleep(for: .milliseconds(100))
+        let gate = DispatchSemaphore(value: 0)
+        async let busy: Void = hold(pool, until: gate)
+        #expect(await poll { pool.statistics.busy == 1 })
         async let queued1: Void = sleep(pool, seconds: 0)
         async let queued2: Void = sleep(pool, seconds: 0)
-        try await Task.sleep(for: .milliseconds(100))
+        #expect(await poll { pool.statistics.waiting == 2 })
         let error = await expectStoreError { try await sleep(pool, seconds: 0) }
         #expect(error?.code == .resourceExhausted)
+        gate.signal()
         try await busy
         try await queued1
         try await queued2
         await pool.shutdown()
     }
 
-    @Test("a call still waiting for a connection at its deadline is DEADLINE_EXCEEDED, on time")
+    @Test("a call still waiting for a connection at its deadline is DEADLINE_EXCEEDED, without waiting for the connection")
     func waitingPastDeadlineIsDeadlineExceeded() async throws {
         let pool = pool(try TestDatabase.url, size: 1)
-        try await sleep(pool, seconds: 0)
-        async let busy: Void = sleep(pool, seconds: 1)
-        try await Task.sleep(for: .milliseconds(100))
+        let gate = DispatchSemaphore(value: 0)
+        async let busy: Void = hold(pool, until: gate)
+        #expect(await poll { pool.statistics.busy == 1 })
         let started = ContinuousClock.now
         let error = await expectStoreError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
+        let waited = ContinuousClock.now - started
+        gate.signal()
         #expect(error?.code == .deadlineExceeded)
-        #expect(ContinuousClock.now - started < .milliseconds(700))
+        // The connection stayed busy throughout: the call failed at its deadline, not when a connection freed up.
+        #expect(waited < .seconds(3))
         try await busy
         await pool.shutdown()
     }

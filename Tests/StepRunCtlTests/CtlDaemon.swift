@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import StepRunCore
+import StepRunPostgres
+import StepRunServer
+
+/// An in-process steprund (real server, real repository, real Postgres) for steprunctl to talk to.
+///
+/// The idea of StepRunEndToEndTests' TestDaemon, cut down to what these tests need: a Unix socket,
+/// a TCP listener with a token, and the token in a file as an operator would keep it.
+struct CtlDaemon: Sendable {
+    let repository: StepRunRepository
+    let unixPath: String
+    let tcpPort: Int
+    let token: String
+    let tokenFile: String
+
+    static let logger: Logger = {
+        var logger = Logger(label: "steprun.ctl-tests")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    static func databaseURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["STEPRUN_TEST_DATABASE_URL"], !url.isEmpty else {
+            throw StepRunError.failedPrecondition(
+                "STEPRUN_TEST_DATABASE_URL is not set: run `make test`, or point it at a database you can write to")
+        }
+        return url
+    }
+
+    private static let repository = Task<StepRunRepository, any Error> {
+        let pool = PostgresPool(
+            configuration: PostgresConfiguration(connectionString: try databaseURL(), poolSize: 4), logger: logger)
+        try await SchemaMigrator.migrate(pool: pool, logger: logger)
+        return StepRunRepository(pool: pool)
+    }
+
+    private static let started = Task<CtlDaemon, any Error> {
+        try await start(repository: try await repository.value, databaseReachable: true)
+    }
+
+    private static let startedWithoutDatabase = Task<CtlDaemon, any Error> {
+        try await start(repository: try await repository.value, databaseReachable: false)
+    }
+
+    /// The daemon shared by the suite; tests isolate themselves with fresh run ids.
+    static func shared() async throws -> CtlDaemon {
+        try await started.value
+    }
+
+    /// A daemon whose health check reports its database unreachable (the store itself still works).
+    static func withUnreachableDatabase() async throws -> CtlDaemon {
+        try await startedWithoutDatabase.value
+    }
+
+    private static func start(repository: StepRunRepository, databaseReachable: Bool) async throws -> CtlDaemon {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steprunctl-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let unixPath = directory.appendingPathComponent("steprund.sock").path
+        let token = "ctl-token-\(UUID().uuidString)"
+        let tokenFile = directory.appendingPathComponent("token").path
+        try Data("\(token)\n".utf8).write(to: URL(fileURLWithPath: tokenFile))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokenFile)
+
+        let server = StepRunServer(
+            configuration: ServerConfiguration(unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token),
+            store: repository,
+            health: { deadline in
+                guard databaseReachable else {
+                    return .init(serving: false, databaseLatencyMicros: -1, message: "UNAVAILABLE: database is down (simulated)")
+                }
+                do {
+                    let latency = try await repository.checkHealth(deadline: deadline)
+                    let micros = latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000
+                    return .init(serving: true, databaseLatencyMicros: micros, message: "ok")
+                } catch {
+                    return .init(serving: false, databaseLatencyMicros: -1, message: "\(error)")
+                }
+            },
+            logger: logger)
+        Task { try await server.run() }
+        let bound = try await server.listening()
+        return CtlDaemon(
+            repository: repository, unixPath: bound.unixSocketPath ?? unixPath, tcpPort: bound.tcpPort ?? 0,
+            token: token, tokenFile: tokenFile)
+    }
+
+    /// The flag that points steprunctl at this daemon's Unix socket.
+    var unixFlags: [String] { ["--unix-socket", unixPath] }
+
+    /// The flags that point steprunctl at this daemon's TCP listener with its token.
+    var tcpFlags: [String] { ["--tcp", "127.0.0.1:\(tcpPort)", "--token-file", tokenFile] }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import StepRunCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A listening Unix socket that never accepts: connections land in its backlog and wait forever,
+/// the way a hung daemon looks to a client.
+struct SilentSocket {
+    let path: String
+    private let descriptor: Int32
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("steprunctl-silent-\(UUID().uuidString.prefix(8)).sock").path
+        #if canImport(Glibc)
+        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        descriptor = socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+        guard descriptor >= 0 else { throw StepRunError.internal("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8CString)
+        guard bytes.count <= MemoryLayout.size(ofValue: address.sun_path) else {
+            throw StepRunError.internal("socket path too long: \(path)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { sunPath in
+            bytes.withUnsafeBytes { sunPath.copyMemory(from: $0) }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(descriptor, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            closeDescriptor(descriptor)
+            throw StepRunError.internal("bind/listen \(path): \(reason)")
+        }
+    }
+
+    func close() {
+        closeDescriptor(descriptor)
+        unlink(path)
+    }
+}
+
+/// close(2), out of reach of `SilentSocket.close()`'s name.
+private func closeDescriptor(_ descriptor: Int32) {
+    _ = close(descriptor)
+}
