@@ -48,7 +48,8 @@ struct ClientTests {
         let error = await storeError { _ = try await client.health(timeout: .milliseconds(300)) }
         let elapsed = ContinuousClock.now - started
         #expect(error?.code == .deadlineExceeded, "\(String(describing: error))")
-        #expect(elapsed < .seconds(2), "gave up after \(elapsed)")
+        // Far below the 20 s connect timeout it would otherwise wait out.
+        #expect(elapsed < .seconds(10), "gave up after \(elapsed)")
         await client.close()
     }
 
@@ -64,9 +65,9 @@ struct ClientTests {
         call.cancel()
         let error = await call.value
         #expect(error?.code == .cancelled, "\(String(describing: error))")
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < .seconds(10))
         await client.close()
-        #expect(ContinuousClock.now - started < .seconds(3), "close() waited for the hung attempt")
+        #expect(ContinuousClock.now - started < .seconds(10), "close() waited for the hung attempt")
     }
 
     @Test("close() during a connection attempt returns at once and fails the waiting call")
@@ -81,7 +82,7 @@ struct ClientTests {
             if round % 2 == 1 { try await Task.sleep(for: .milliseconds(round)) }
             let started = ContinuousClock.now
             await client.close()
-            #expect(ContinuousClock.now - started < .seconds(2), "close() took \(ContinuousClock.now - started) in round \(round)")
+            #expect(ContinuousClock.now - started < .seconds(10), "close() took \(ContinuousClock.now - started) in round \(round)")
             #expect(await call.value?.code == .unavailable)
         }
     }

@@ -123,8 +123,9 @@ final class PosixSocket: Sendable {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// Polls `condition` until it holds or `timeout` passes. Timeouts are generous: the whole test
+/// bundle shares two cores, and a passing condition returns at once anyway.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let end = ContinuousClock.now.advanced(by: timeout)
     while ContinuousClock.now < end {
         if try await condition() { return true }
