@@ -9,6 +9,7 @@ extension StepRunClient {
         /// A remote daemon; `token` is the shared secret its operator configured (nil if auth is off).
         case tcp(host: String, port: Int, token: String?)
 
+        /// `unix:PATH` or `tcp:HOST:PORT` (never the token).
         public var description: String {
             switch self {
             case .unix(let path): "unix:\(path)"
@@ -31,6 +32,7 @@ extension StepRunClient {
         /// and set `trustRoots` to the daemon's CA, plus a certificate chain and key if it requires one.
         public var tls: TLSConfiguration?
 
+        /// The defaults: 30 s per call, 5 s to connect, 4 MiB frames, plain TCP.
         public init(
             clientName: String = "StepRunClient", defaultTimeout: Duration = .seconds(30),
             connectTimeout: Duration = .seconds(5), maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes,

@@ -18,7 +18,9 @@ import Synchronization
 /// let (stepRun, decision) = try await client.beginStep(runID: runID, step: "charge", input: ["amount": 42])
 /// ```
 public final class StepRunClient: StepRunStore {
+    /// Where the daemon listens.
     public let target: Target
+    /// Timeouts, frame limit and client name.
     public let configuration: Configuration
     private let logger: Logger
     private let group: any EventLoopGroup
@@ -44,6 +46,7 @@ public final class StepRunClient: StepRunStore {
         var timer: Scheduled<Void>?
     }
 
+    /// A client for the daemon at `target`; nothing connects until `connect()` or the first call.
     public init(
         target: Target, configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "steprun.client"),
@@ -62,6 +65,8 @@ public final class StepRunClient: StepRunStore {
         try await connection(deadline: nil).hello
     }
 
+    /// Sends one store operation and waits for its result, at most until `deadline` (nil: the default timeout).
+    /// Errors thrown are `StepRunError`.
     public func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
         let reply = try await call(.store(request), deadline: deadline)
         guard case .store(let result) = reply else { throw StepRunError.internal("steprund answered with \(reply)") }

@@ -49,6 +49,7 @@ public struct ServerConfiguration: Sendable {
     /// An already-listening TCP socket handed over by the service manager; used instead of binding `tcp`.
     public var inheritedTCPSocket: Int32?
 
+    /// Settings with the documented defaults; at least one listener must be given (see `validate()`).
     public init(
         unixSocketPath: String? = nil, unixSocketMode: UInt16 = 0o660, tcp: (host: String, port: Int)? = nil,
         tcpToken: String? = nil, allowInsecureTCP: Bool = false, maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes,

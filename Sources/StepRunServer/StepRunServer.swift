@@ -18,8 +18,11 @@ public final class StepRunServer: Service, Sendable {
 
     /// The addresses the server actually bound.
     public struct BoundAddresses: Sendable, Hashable {
+        /// The Unix socket's path, if that listener is on.
         public var unixSocketPath: String?
+        /// The TCP listener's host, if that listener is on.
         public var tcpHost: String?
+        /// The TCP port actually bound (the kernel's pick when the configuration said 0).
         public var tcpPort: Int?
     }
 
@@ -36,6 +39,8 @@ public final class StepRunServer: Service, Sendable {
         var shutdownWaiter: CheckedContinuation<Void, Never>?
     }
 
+    /// A server answering from `store`; `health` answers health calls (it should check the database).
+    /// Nothing listens until `run()`.
     public init(
         configuration: ServerConfiguration, store: any StepRunStore, health: @escaping HealthCheck,
         logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -67,6 +72,9 @@ public final class StepRunServer: Service, Sendable {
         waiter?.resume()
     }
 
+    /// Binds the listeners and serves until graceful shutdown (or `shutdown()`); then stops accepting,
+    /// lets in-flight requests finish within the grace period and closes every connection. Throws
+    /// if a listener cannot be bound (for instance a live daemon already owns the Unix socket).
     public func run() async throws {
         let configuration = context.configuration
         let listeners: [any Channel]
