@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import StepRunCore
+import Synchronization
 
 /// The built `steprund` (and friends) run as real child processes.
 enum Binaries {
@@ -28,6 +29,17 @@ final class DaemonProcess: @unchecked Sendable {
     // Only `pid` and `log` are read after init, and both are immutable: safe to share.
     let pid: pid_t
     let log: String
+    /// Set once the child has been reaped, so `deinit` never signals a recycled pid.
+    private let reaped = Atomic<Bool>(false)
+
+    deinit {
+        // A test that failed half-way must not leave its daemon running.
+        if !reaped.load(ordering: .relaxed) {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+    }
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("steprund-\(UUID().uuidString.prefix(8)).log").path
@@ -65,13 +77,15 @@ final class DaemonProcess: @unchecked Sendable {
 
     func wait() async -> Int32 {
         let pid = self.pid
-        return await withCheckedContinuation { continuation in
+        let status: Int32 = await withCheckedContinuation { continuation in
             Thread {
                 var status: Int32 = 0
                 waitpid(pid, &status, 0)
                 continuation.resume(returning: (status >> 8) & 0xFF)
             }.start()
         }
+        reaped.store(true, ordering: .relaxed)
+        return status
     }
 }
 

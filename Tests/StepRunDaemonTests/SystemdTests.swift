@@ -38,7 +38,7 @@ struct SystemdTests {
         ])
         // systemd-socket-activate starts the daemon on the first connection, as systemd would.
         let unix = StepRunClient(target: .unix(path: socketPath), configuration: .init(connectTimeout: .seconds(30)))
-        let ready = await eventually { FileManager.default.fileExists(atPath: socketPath) }
+        let ready = await eventually { unixSocketAccepts(socketPath) }
         #expect(ready)
         #expect(try await unix.health(timeout: .seconds(30)).serving, "daemon output: \(daemon.output)")
         let tcp = StepRunClient(target: .tcp(host: "127.0.0.1", port: port, token: "activation-token"))
