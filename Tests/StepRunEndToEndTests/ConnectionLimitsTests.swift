@@ -78,6 +78,29 @@ struct ConnectionLimitsTests {
         await busy.close()
     }
 
+    @Test("a peer trickling a frame a byte at a time is closed by the idle timeout: only complete frames count")
+    func tricklingPeerIsIdle() async throws {
+        let shared = try await TestDaemon.shared()
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.idleTimeout = .milliseconds(500) }
+        defer { daemon.server.shutdown() }
+        let trickler = try PosixSocket.connect(unixPath: daemon.unixPath)
+        try await trickler.hello()
+        // Announces a 1,000-byte body and sends one byte every 100 ms: never quiet for 500 ms, never a frame.
+        let frame: [UInt8] = [0, 0, 0x03, 0xE8] + [UInt8](repeating: 0, count: 1000)
+        let started = ContinuousClock.now
+        var closed = false
+        for byte in frame.prefix(40) {
+            if trickler.peerClosed() {
+                closed = true
+                break
+            }
+            _ = trickler.writeWithoutBlocking([byte][...])
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(closed, "still open after \(ContinuousClock.now - started) of trickling")
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
     @Test("an idle timeout of zero never closes a connection")
     func zeroIdleTimeoutMeansNever() async throws {
         let shared = try await TestDaemon.shared()
