@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import StepRunClient
 import StepRunCore
 import StepRunWire
@@ -96,9 +97,14 @@ struct MalformedInputTests {
         var raw = try await RawConnection.connect(daemon, .unix)
         try await raw.hello(token: nil)
         let runID = UUID()
+        // One write, so the daemon reads all ten requests together and the limit really bites.
+        var burst = ByteBuffer()
         for id in 10..<20 {
-            try await raw.send(RequestFrame(id: UInt64(id), call: .store(.scheduleStep(runID: runID, step: "s\(id)", input: .empty, recovery: nil))))
+            WireCodec.encodeRequest(
+                RequestFrame(id: UInt64(id), call: .store(.scheduleStep(runID: runID, step: "s\(id)", input: .empty, recovery: nil))),
+                into: &burst)
         }
+        try await raw.write(Array(burst.readableBytesView))
         var refused = 0
         var succeeded = 0
         for _ in 10..<20 {
