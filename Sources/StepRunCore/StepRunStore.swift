@@ -7,6 +7,49 @@ public protocol StepRunStore: Sendable {
     ///
     /// - Parameter deadline: when the caller stops waiting; nil for the store's default.
     func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult
+
+    /// Starts one operation without suspending: `completion` is called exactly once, on any
+    /// thread, with its outcome. The returned handle cancels the call if it has not started work.
+    ///
+    /// The daemon's request path uses this so a call crosses as few threads as possible; the
+    /// default runs `perform` in a task.
+    func start(
+        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
+    ) -> StoreCallHandle
+}
+
+/// Cancels a call started with `StepRunStore.start` (a no-op once the call has started work).
+public struct StoreCallHandle: Sendable {
+    private let onCancel: @Sendable () -> Void
+
+    public init(cancel: @escaping @Sendable () -> Void) {
+        self.onCancel = cancel
+    }
+
+    public func cancel() {
+        onCancel()
+    }
+}
+
+extension StepRunStore {
+    public func start(
+        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
+    ) -> StoreCallHandle {
+        let task = Task {
+            do {
+                completion(.success(try await perform(request, deadline: deadline)))
+            } catch let error as StepRunError {
+                completion(.failure(error))
+            } catch is CancellationError {
+                completion(.failure(.cancelled("the call was cancelled")))
+            } catch {
+                completion(.failure(.internal("unexpected error: \(error)")))
+            }
+        }
+        return StoreCallHandle { task.cancel() }
+    }
 }
 
 extension StepRunStore {

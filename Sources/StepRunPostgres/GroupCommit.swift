@@ -19,37 +19,67 @@ enum GroupCommit {
     static let lockTimeout = "100ms"
 
     /// Returns true when the group committed together; false when it fell back to one by one.
+    ///
+    /// The whole group — BEGIN, the calls' statements, COMMIT — goes to Postgres as one libpq
+    /// pipeline: one round trip, however many calls. A call whose statement raced a concurrent
+    /// writer (it changed nothing; see `StoreOperations.decode`) runs again by itself after COMMIT.
     static func run(_ unordered: [PoolJob], on connection: PGConnection) -> Bool {
         let jobs = unordered.sorted { $0.lockOrderKey < $1.lockOrderKey }
-        var outcomes: [(deliver: @Sendable (Result<StoreResult, StepRunError>) -> Void, outcome: Result<StoreResult, StepRunError>)] = []
-        outcomes.reserveCapacity(jobs.count)
-        let committed: Bool = {
-            guard (try? connection.simpleQuery("BEGIN; SET LOCAL lock_timeout = '\(lockTimeout)'")) != nil else { return false }
-            for job in jobs {
-                guard case .store(let request, let sql, let deliver) = job.work else { return false }
-                let outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
-                guard connection.isInHealthyTransaction else {
-                    _ = try? connection.simpleQuery("ROLLBACK")
-                    return false
+        var calls: [(job: PoolJob, request: StoreRequest, deliver: @Sendable (Result<StoreResult, StepRunError>) -> Void)] = []
+        calls.reserveCapacity(jobs.count)
+        var steps: [PGConnection.PipelineStep] = [.plain("BEGIN"), .plain("SET LOCAL lock_timeout = '\(lockTimeout)'")]
+        steps.reserveCapacity(jobs.count + 3)
+        for job in jobs {
+            guard case .store(let request, let sql, let deliver) = job.work else {
+                preconditionFailure("only store calls are grouped")
+            }
+            if let answer = StoreOperations.answerWithoutSQL(request) {
+                deliver(.success(answer))
+                continue
+            }
+            let statement = StoreOperations.statement(for: request, sql: sql)
+            steps.append(.prepared(statement.prepared, statement.parameters))
+            calls.append((job, request, deliver))
+        }
+        guard !calls.isEmpty else { return true }
+        steps.append(.plain("COMMIT"))
+
+        let outcomes: [Result<PGRows, PGError>]?
+        do {
+            outcomes = try connection.pipeline(steps)
+        } catch {
+            // The connection failed with the group in flight: COMMIT may or may not have happened.
+            for call in calls {
+                call.job.fail(.unavailable("the database connection was lost during the call; it may or may not have been applied"))
+            }
+            return false
+        }
+        if let outcomes, connection.isIdle, outcomes.allSatisfy({ if case .success = $0 { true } else { false } }) {
+            var again: [PoolJob] = []
+            for (index, call) in calls.enumerated() {
+                guard case .success(let rows) = outcomes[index + 2] else { continue }
+                do throws(StepRunError) {
+                    if let result = try StoreOperations.decode(call.request, rows) {
+                        call.deliver(.success(result))
+                    } else {
+                        again.append(call.job)
+                    }
+                } catch {
+                    call.deliver(.failure(error))
                 }
-                outcomes.append((deliver, outcome))
             }
-            guard (try? connection.simpleQuery("COMMIT")) != nil, connection.isIdle else {
-                _ = try? connection.simpleQuery("ROLLBACK")
-                return false
-            }
-            return true
-        }()
-        if committed {
-            for (deliver, outcome) in outcomes { deliver(outcome) }
+            for job in again { job.runAlone(on: connection) }
             return true
         }
         // Nothing of the group was applied. Each call gets its own chance, on a working connection.
-        for job in jobs {
+        if connection.isInTransaction {
+            _ = try? connection.simpleQuery("ROLLBACK")
+        }
+        for call in calls {
             if connection.isIdle {
-                job.runAlone(on: connection)
+                call.job.runAlone(on: connection)
             } else {
-                job.fail(.unavailable("the database connection was lost; the call was not applied"))
+                call.job.fail(.unavailable("the database connection was lost; the call was not applied"))
             }
         }
         return false

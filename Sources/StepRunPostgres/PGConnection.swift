@@ -87,10 +87,11 @@ final class PGConnection {
         return poll(&descriptor, 1, 0) == 0
     }
 
-    /// True when connected and inside a transaction that has not failed.
-    var isInHealthyTransaction: Bool {
+    /// True when connected and inside a transaction block, failed or not.
+    var isInTransaction: Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
-        return PQtransactionStatus(handle) == PQTRANS_INTRANS
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
     }
 
     /// True when connected and outside any transaction.
@@ -125,6 +126,104 @@ final class PGConnection {
         }
         defer { PQclear(result) }
         return try rows(of: result)
+    }
+
+    /// One statement of a pipeline: a prepared statement with its parameters, or parameterless SQL
+    /// (a single statement: pipelines use the extended protocol).
+    enum PipelineStep {
+        case prepared(PreparedStatement, [String?])
+        case plain(String)
+    }
+
+    /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — and
+    /// returns each step's outcome in order.
+    ///
+    /// After the first failing step Postgres skips the rest up to the Sync; those come back as
+    /// `.failure` with `skipped` set. Throws only when the connection itself fails (the pipeline's
+    /// fate is then unknown and the connection is closed).
+    func pipeline(_ steps: [PipelineStep]) throws(PGError) -> [Result<PGRows, PGError>] {
+        let handle = try liveHandle()
+        for case .prepared(let statement, _) in steps where !prepared.contains(statement.name) {
+            let result = PQprepare(handle, statement.name, statement.sql, 0, nil)
+            defer { PQclear(result) }
+            _ = try rows(of: result)
+            prepared.insert(statement.name)
+        }
+        guard PQenterPipelineMode(handle) == 1 else { throw failure("cannot enter pipeline mode") }
+        // Sending could block while Postgres blocks writing results we are not yet reading (large
+        // payloads): send without blocking, reading whatever arrives, until everything is out.
+        PQsetnonblocking(handle, 1)
+        var sent = true
+        for step in steps where sent {
+            switch step {
+            case .plain(let sql):
+                sent = PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0) == 1
+            case .prepared(let statement, let parameters):
+                let copies = parameters.map { $0.map { strdup($0) } ?? nil }
+                defer { copies.forEach { free($0) } }
+                let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+                sent = pointers.withUnsafeBufferPointer { buffer in
+                    PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), buffer.baseAddress, nil, nil, 0) == 1
+                }
+            }
+        }
+        guard sent, PQpipelineSync(handle) == 1, flushWithoutBlocking(handle) else {
+            let error = failure("sending a pipeline failed")
+            close()
+            throw error
+        }
+        PQsetnonblocking(handle, 0)
+
+        var outcomes: [Result<PGRows, PGError>] = []
+        outcomes.reserveCapacity(steps.count)
+        for _ in steps {
+            guard let result = PQgetResult(handle) else {
+                let error = failure("the pipeline ended early")
+                close()
+                throw error
+            }
+            if PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
+                outcomes.append(.failure(PGError(sqlState: nil, message: "skipped after an earlier failure in the group", connectionLost: false)))
+            } else {
+                outcomes.append(Result { () throws(PGError) in try rows(of: result) })
+            }
+            PQclear(result)
+            guard handle == self.handle else { throw PGError(sqlState: nil, message: "connection lost in a pipeline", connectionLost: true) }
+            // Each step's results end with a null result.
+            while let extra = PQgetResult(handle) { PQclear(extra) }
+        }
+        guard let sync = PQgetResult(handle), PQresultStatus(sync) == PGRES_PIPELINE_SYNC else {
+            let error = failure("the pipeline did not end with its sync")
+            close()
+            throw error
+        }
+        PQclear(sync)
+        guard PQexitPipelineMode(handle) == 1 else {
+            let error = failure("cannot leave pipeline mode")
+            close()
+            throw error
+        }
+        return outcomes
+    }
+
+    /// Flushes libpq's output buffer in non-blocking mode, consuming input meanwhile so the server
+    /// can always make progress. False when the connection failed.
+    private func flushWithoutBlocking(_ handle: OpaquePointer) -> Bool {
+        while true {
+            switch PQflush(handle) {
+            case 0: return true
+            case 1:
+                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN | POLLOUT), revents: 0)
+                guard poll(&descriptor, 1, -1) >= 0 || errno == EINTR else { return false }
+                if descriptor.revents & Int16(POLLIN) != 0, PQconsumeInput(handle) == 0 { return false }
+            default: return false
+            }
+        }
+    }
+
+    private func failure(_ context: String) -> PGError {
+        let detail = handle.map { Self.trimmed(PQerrorMessage($0)) } ?? "connection is closed"
+        return PGError(sqlState: nil, message: "\(context): \(detail)", connectionLost: isBroken)
     }
 
     private func liveHandle() throws(PGError) -> OpaquePointer {

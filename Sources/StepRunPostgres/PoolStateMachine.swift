@@ -3,9 +3,12 @@
 /// Jobs are handed to idle workers first, then queued up to `maxWaitQueue`. Every job leaves the
 /// machine exactly once: handed to a worker, expired, cancelled, or failed at shutdown — which is
 /// what guarantees each caller is answered exactly once.
-/// A job the pool state machine can tell apart: may it share a transaction with its neighbours?
+/// What the pool state machine needs to know about a job.
 protocol PoolWork {
+    /// May it share a transaction with its neighbours?
     var isBatchable: Bool { get }
+    /// When its caller stops waiting; a job still queued then is expired.
+    var deadline: ContinuousClock.Instant { get }
 }
 
 struct PoolStateMachine<Job: PoolWork> {
@@ -13,8 +16,9 @@ struct PoolStateMachine<Job: PoolWork> {
     enum SubmitAction {
         /// Wake this idle worker; the job is in its mailbox.
         case wake(worker: Int)
-        /// The job waits in the queue.
-        case enqueued
+        /// The job waits in the queue. If `armTimer` is set, the pool's one expiry timer must fire
+        /// then (the job's deadline is the earliest the timer is not yet armed for).
+        case enqueued(armTimer: ContinuousClock.Instant?)
         /// Refuse the job with this reason.
         case reject(Rejection)
     }
@@ -49,6 +53,8 @@ struct PoolStateMachine<Job: PoolWork> {
     private var mailboxes: [Job?]
     private var busy: Set<Int> = []
     private(set) var isShuttingDown = false
+    /// When the expiry timer is armed to fire; nil when it is not armed.
+    private(set) var timerDeadline: ContinuousClock.Instant?
 
     init(workerCount: Int, maxWaitQueue: Int, maxBatch: Int = 1) {
         self.maxWaitQueue = maxWaitQueue
@@ -70,7 +76,33 @@ struct PoolStateMachine<Job: PoolWork> {
         guard queuedCount < maxWaitQueue else { return .reject(.queueFull(limit: maxWaitQueue)) }
         queue.append(Entry(id: id, job: job))
         queuedCount += 1
-        return .enqueued
+        if let armed = timerDeadline, armed <= job.deadline {
+            return .enqueued(armTimer: nil)
+        }
+        timerDeadline = job.deadline
+        return .enqueued(armTimer: job.deadline)
+    }
+
+    /// Called when the expiry timer fires: removes the queued jobs whose deadline has passed and
+    /// says when the timer must fire next (nil: nothing is queued, leave it disarmed).
+    ///
+    /// One timer serves the whole queue, so a waiting call costs no timer of its own.
+    mutating func expire(now: ContinuousClock.Instant) -> (expired: [Job], rearm: ContinuousClock.Instant?) {
+        var expired: [Job] = []
+        var earliest: ContinuousClock.Instant?
+        for index in queueHead..<queue.count {
+            guard let entry = queue[index] else { continue }
+            if entry.job.deadline <= now {
+                expired.append(entry.job)
+                queue[index] = nil
+                queuedCount -= 1
+            } else if earliest.map({ entry.job.deadline < $0 }) ?? true {
+                earliest = entry.job.deadline
+            }
+        }
+        compact()
+        timerDeadline = earliest
+        return (expired, earliest)
     }
 
     /// Called by a worker that has finished its job (or just started): the next jobs, or wait, or exit.

@@ -25,10 +25,12 @@ public struct PoolStatistics: Sendable, Hashable {
 /// A fixed set of libpq connections, each owned by its own thread.
 ///
 /// libpq calls block, so they never run on a Swift concurrency or NIO thread: a caller's work is
-/// queued here and its task suspends until a worker thread has run it. The queue is bounded
-/// (`RESOURCE_EXHAUSTED` when full) and every call has a deadline (`DEADLINE_EXCEEDED` if it is
-/// still waiting when the deadline passes). A worker whose connection is lost reconnects with
-/// exponential backoff; until it succeeds its calls fail fast with `UNAVAILABLE`.
+/// queued here and a worker thread runs it, then hands the outcome to the caller's completion (the
+/// server writes it straight to its event loop; `perform` resumes a suspended task). The queue is
+/// bounded (`RESOURCE_EXHAUSTED` when full) and every call has a deadline (`DEADLINE_EXCEEDED` if it
+/// is still waiting when the deadline passes — one timer serves the whole queue). A worker whose
+/// connection is lost reconnects with exponential backoff; until it succeeds its calls fail fast
+/// with `UNAVAILABLE`.
 public final class PostgresPool: Sendable {
     public let configuration: PostgresConfiguration
     let logger: Logger
@@ -41,6 +43,9 @@ public final class PostgresPool: Sendable {
     private let connectGeneration = Atomic<UInt64>(0)
     private let groupCommits = Atomic<Int>(0)
     private let groupCommittedCalls = Atomic<Int>(0)
+    /// Fires at the earliest deadline of the queued calls (armed under the state lock). Dispatch
+    /// sources may be scheduled and cancelled from any thread; the type is just not marked Sendable.
+    private nonisolated(unsafe) let expiryTimer: any DispatchSourceTimer
 
     public init(configuration: PostgresConfiguration, logger: Logger) {
         precondition(configuration.poolSize >= 1, "pool size must be at least 1")
@@ -51,14 +56,18 @@ public final class PostgresPool: Sendable {
                 workerCount: configuration.poolSize, maxWaitQueue: configuration.maxWaitQueue,
                 maxBatch: configuration.maxGroupCommit))
         self.wakeups = (0..<configuration.poolSize).map { _ in DispatchSemaphore(value: 0) }
+        self.expiryTimer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "steprun.pool.expiry"))
+        expiryTimer.setEventHandler { [weak self] in self?.expireWaitingCalls() }
+        expiryTimer.activate()
         for index in 0..<configuration.poolSize {
             exited.enter()
             let thread = Thread { [self] in
+                // Set from the thread itself, Foundation passes the name on to the OS (top -H, perf).
+                Thread.current.name = "steprun-pg-\(index)"
                 var worker = PoolWorker(index: index, pool: self)
                 worker.run()
                 exited.leave()
             }
-            thread.name = "steprun-pg-\(index)"
             thread.start()
         }
     }
@@ -81,71 +90,113 @@ public final class PostgresPool: Sendable {
         deadline: ContinuousClock.Instant?,
         _ body: @escaping @Sendable (PGConnection) throws(StepRunError) -> Result
     ) async throws(StepRunError) -> Result {
-        try await submitAndWait(deadline: deadline) { continuation, deadline, fail in
-            PoolJob(
-                deadline: deadline,
-                work: .connection { connection in
-                    do throws(StepRunError) {
-                        continuation.resume(returning: try body(connection))
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                },
-                fail: fail)
+        try await waitFor { (deliver: @escaping @Sendable (Swift.Result<Result, StepRunError>) -> Void) in
+            self.submit(deadline: deadline) { deadline in
+                PoolJob(deadline: deadline, work: .connection(
+                    run: { connection in deliver(Swift.Result { () throws(StepRunError) in try body(connection) }) },
+                    fail: { deliver(.failure($0)) }))
+            }
         }
     }
 
     /// Runs one store request on a pooled connection. Write requests that find others queued behind
     /// them share one transaction with them (group commit); each caller is answered after COMMIT.
     func perform(_ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?) async throws(StepRunError) -> StoreResult {
-        try await submitAndWait(deadline: deadline) { continuation, deadline, fail in
-            PoolJob(
-                deadline: deadline,
-                work: .store(request, sql) { continuation.resume(with: $0.mapError { $0 as any Error }) },
-                fail: fail)
+        try await waitFor { deliver in self.start(request, sql: sql, deadline: deadline, completion: deliver) }
+    }
+
+    /// Starts one store request without waiting for it: `completion` is called exactly once, on a
+    /// pool thread (or on the caller's thread if the call is refused at once). Returns the ticket
+    /// that `cancel(_:)` takes.
+    @discardableResult
+    func start(
+        _ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
+    ) -> UInt64 {
+        submit(deadline: deadline) { deadline in PoolJob(deadline: deadline, work: .store(request, sql, completion)) }
+    }
+
+    /// Fails a call that is still waiting for a connection with `CANCELLED`; a call a worker has
+    /// already taken runs to its end (a write either commits or does not, never halfway).
+    func cancel(_ ticket: UInt64) {
+        if let job = state.withLock({ $0.remove(id: ticket) }) {
+            job.fail(.cancelled("the call was cancelled while waiting for a database connection"))
         }
     }
 
-    private func submitAndWait<Result: Sendable>(
-        deadline: ContinuousClock.Instant?,
-        makeJob: (CheckedContinuation<Result, any Error>, ContinuousClock.Instant, @escaping @Sendable (StepRunError) -> Void) -> PoolJob
-    ) async throws(StepRunError) -> Result {
-        let deadline = deadline ?? .now.advanced(by: configuration.defaultTimeout)
-        guard deadline > .now else {
-            throw .deadlineExceeded("the deadline passed before the call reached the database")
-        }
-        let id = nextJobID.add(1, ordering: .relaxed).newValue
-        do {
-            return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
-                    submit(makeJob(continuation, deadline, { continuation.resume(throwing: $0) }), id: id)
+    /// Bridges a completion-based call to async/await, cancelling the call if the task is cancelled.
+    private func waitFor<Value: Sendable>(
+        _ begin: @escaping (@escaping @Sendable (Result<Value, StepRunError>) -> Void) -> UInt64
+    ) async throws(StepRunError) -> Value {
+        let ticket = Mutex(TicketState.notStarted)
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<Value, StepRunError>, Never>) in
+                let id = begin { continuation.resume(returning: $0) }
+                let cancelledEarly = ticket.withLock { state in
+                    if case .cancelled = state { return true }
+                    state = .started(id)
+                    return false
                 }
-            } onCancel: {
-                if let job = state.withLock({ $0.remove(id: id) }) {
-                    job.fail(.cancelled("the call was cancelled while waiting for a database connection"))
-                }
+                if cancelledEarly { cancel(id) }
             }
-        } catch let error as StepRunError {
-            throw error
-        } catch {
-            throw .internal("unexpected error: \(error)")
+        } onCancel: {
+            let id = ticket.withLock { state -> UInt64? in
+                if case .started(let id) = state { return id }
+                state = .cancelled
+                return nil
+            }
+            if let id { cancel(id) }
         }
+        return try outcome.get()
     }
 
-    private func submit(_ job: PoolJob, id: UInt64) {
-        switch state.withLock({ $0.submit(job, id: id) }) {
+    private enum TicketState {
+        case notStarted
+        case started(UInt64)
+        case cancelled
+    }
+
+    private func submit(deadline: ContinuousClock.Instant?, makeJob: (ContinuousClock.Instant) -> PoolJob) -> UInt64 {
+        let deadline = deadline ?? .now.advanced(by: configuration.defaultTimeout)
+        let id = nextJobID.add(1, ordering: .relaxed).newValue
+        let job = makeJob(deadline)
+        guard deadline > .now else {
+            job.fail(.deadlineExceeded("the deadline passed before the call reached the database"))
+            return id
+        }
+        let action = state.withLock { machine in
+            let action = machine.submit(job, id: id)
+            if case .enqueued(armTimer: let instant?) = action { armExpiryTimer(at: instant) }
+            return action
+        }
+        switch action {
         case .wake(let worker):
             wakeups[worker].signal()
         case .enqueued:
-            job.startTimer { [self] in
-                if let expired = state.withLock({ $0.remove(id: id) }) {
-                    expired.fail(.deadlineExceeded("no database connection became free before the deadline"))
-                }
-            }
+            break
         case .reject(.queueFull(let limit)):
             job.fail(.resourceExhausted("all database connections are busy and \(limit) calls are already waiting"))
         case .reject(.shuttingDown):
             job.fail(.unavailable("the database pool is shutting down"))
+        }
+        return id
+    }
+
+    /// Called with the state lock held, so the timer always ends up armed for the latest decision.
+    private func armExpiryTimer(at instant: ContinuousClock.Instant) {
+        let delay = max(.zero, instant - .now)
+        let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+        expiryTimer.schedule(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds)), leeway: .milliseconds(1))
+    }
+
+    private func expireWaitingCalls() {
+        let expired = state.withLock { machine in
+            let (expired, rearm) = machine.expire(now: .now)
+            if let rearm { armExpiryTimer(at: rearm) }
+            return expired
+        }
+        for job in expired {
+            job.fail(.deadlineExceeded("no database connection became free before the deadline"))
         }
     }
 
@@ -161,6 +212,7 @@ public final class PostgresPool: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             exited.notify(queue: .global()) { continuation.resume() }
         }
+        expiryTimer.cancel()
         logger.debug("database pool closed")
     }
 
@@ -196,21 +248,26 @@ public final class PostgresPool: Sendable {
 /// One caller's work, owned by exactly one of: a worker, the expiry timer, cancellation, shutdown.
 final class PoolJob: Sendable, PoolWork {
     enum Work: Sendable {
-        /// Arbitrary work on the connection (migrations, health, tests).
-        case connection(@Sendable (PGConnection) -> Void)
+        /// Arbitrary work on the connection (migrations, health, tests), and how to tell its caller it failed.
+        case connection(run: @Sendable (PGConnection) -> Void, fail: @Sendable (StepRunError) -> Void)
         /// A store request and where its outcome goes.
         case store(StoreRequest, StepRunSQL, @Sendable (Result<StoreResult, StepRunError>) -> Void)
     }
 
     let deadline: ContinuousClock.Instant
     let work: Work
-    let fail: @Sendable (StepRunError) -> Void
-    private let timer = Mutex<Task<Void, Never>?>(nil)
 
-    init(deadline: ContinuousClock.Instant, work: Work, fail: @escaping @Sendable (StepRunError) -> Void) {
+    init(deadline: ContinuousClock.Instant, work: Work) {
         self.deadline = deadline
         self.work = work
-        self.fail = fail
+    }
+
+    /// Answers the caller with an error; the work does not run.
+    func fail(_ error: StepRunError) {
+        switch work {
+        case .connection(_, let fail): fail(error)
+        case .store(_, _, let deliver): deliver(.failure(error))
+        }
     }
 
     /// Single-statement writes may share a transaction; a `transaction` call has its own BEGIN/COMMIT.
@@ -225,7 +282,7 @@ final class PoolJob: Sendable, PoolWork {
     /// locks; Postgres then applied nothing of it, so it is run again (a few times, briefly spaced).
     func runAlone(on connection: PGConnection) {
         switch work {
-        case .connection(let body):
+        case .connection(let body, _):
             body(connection)
         case .store(let request, let sql, let deliver):
             var outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
@@ -255,21 +312,6 @@ final class PoolJob: Sendable, PoolWork {
         default:
             return ""
         }
-    }
-
-    /// Arms the deadline for a job that had to queue.
-    func startTimer(onExpiry: @escaping @Sendable () -> Void) {
-        let deadline = self.deadline
-        let task = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            if !Task.isCancelled { onExpiry() }
-        }
-        timer.withLock { $0 = task }
-    }
-
-    /// Disarms the deadline once a worker owns the job.
-    func cancelTimer() {
-        timer.withLock { $0?.cancel() }
     }
 }
 
@@ -302,7 +344,6 @@ private struct PoolWorker {
             case .run(let jobs):
                 var live: [PoolJob] = []
                 for job in jobs {
-                    job.cancelTimer()
                     if job.deadline > .now {
                         live.append(job)
                     } else {

@@ -21,6 +21,20 @@ public final class StepRunRepository: StepRunStore {
         return try await pool.perform(request, sql: sql, deadline: deadline)
     }
 
+    public func start(
+        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
+    ) -> StoreCallHandle {
+        do {
+            try request.validate(limits: limits)
+        } catch {
+            completion(.failure(error))
+            return StoreCallHandle {}
+        }
+        let ticket = pool.start(request, sql: sql, deadline: deadline, completion: completion)
+        return StoreCallHandle { [pool] in pool.cancel(ticket) }
+    }
+
     /// Round trip to the database through the pool; returns its latency.
     ///
     /// Throws `StepRunError.unavailable` when the database cannot be reached, and an error if the

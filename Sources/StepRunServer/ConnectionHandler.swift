@@ -5,9 +5,11 @@ import StepRunWire
 
 /// One client connection: handshake, limits, and concurrent dispatch of its requests.
 ///
-/// Frames arrive already split by `FrameDecoder`. Each request runs in its own task against the
-/// store; its answer hops back to the event loop and is written whenever it is ready, so responses
-/// leave in completion order. All state here is confined to the channel's event loop.
+/// Frames arrive already split by `FrameDecoder`. A store request is handed straight to the store
+/// (`StepRunStore.start`); its completion hops back to the event loop, where the answer is written
+/// whenever it is ready, so responses leave in completion order. No task sits in between: a call
+/// crosses the event loop, a pool thread and the event loop again. All state here is confined to
+/// the channel's event loop.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -34,7 +36,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         /// The status code the client was answered with (the deadline may answer before the store does).
         var code: StatusCode = .ok
         var timer: Scheduled<Void>
-        var task: Task<Void, Never>
+        /// Frees the caller's place if it is still waiting for a database connection.
+        var cancel: StoreCallHandle
         /// Set once the client has been answered (by the result or by the deadline).
         var answered = false
     }
@@ -91,7 +94,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             request.timer.cancel()
             // Frees the caller's place if it is still waiting for a database connection; work that
             // has started is not interrupted, so a write either commits or does not, never halfway.
-            request.task.cancel()
+            request.cancel.cancel()
         }
         inFlight.removeAll()
         backlog.removeAll()
@@ -139,20 +142,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .hello:
             send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))))
         case .health:
-            start(frame, operation: "health", context: context) { server, deadline in
-                .success(.health(await server.health(deadline)))
+            start(frame, operation: "health", context: context) { server, deadline, completion in
+                let task = Task { completion(.success(.health(await server.health(deadline)))) }
+                return StoreCallHandle { task.cancel() }
             }
         case .store(let request):
-            start(frame, operation: request.operationName, context: context) { server, deadline in
-                do {
-                    return .success(.store(try await server.store.perform(request, deadline: deadline)))
-                } catch let error as StepRunError {
-                    return .failure(error)
-                } catch is CancellationError {
-                    return .failure(.cancelled("the connection closed before the call finished"))
-                } catch {
-                    return .failure(.internal("unexpected error: \(error)"))
-                }
+            start(frame, operation: request.operationName, context: context) { server, deadline, completion in
+                server.store.start(request, deadline: deadline) { completion($0.map(Reply.store)) }
             }
         }
     }
@@ -219,7 +215,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func start(
         _ frame: RequestFrame, operation: String, context: ChannelHandlerContext,
-        _ work: @escaping @Sendable (ServerContext, ContinuousClock.Instant) async -> Result<Reply, StepRunError>
+        _ work: (ServerContext, ContinuousClock.Instant, @escaping @Sendable (Result<Reply, StepRunError>) -> Void) -> StoreCallHandle
     ) {
         guard inFlight.count < server.configuration.maxInFlightPerConnection else {
             send(ResponseFrame(id: frame.id, outcome: .failure(.resourceExhausted(
@@ -235,16 +231,18 @@ final class ConnectionHandler: ChannelInboundHandler {
             answer(slot: slot, ResponseFrame(id: id, outcome: .failure(.deadlineExceeded(
                 "the call did not finish within \(timeout); it may or may not have been applied"))), final: false)
         }
+        server.metrics.requestStarted()
+        // Registered before the work starts: a store may complete at once, on this thread.
+        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, timer: timer, cancel: StoreCallHandle {})
         let handler = NIOLoopBound(self, eventLoop: loop)
-        let server = self.server
-        let task = Task {
-            let outcome = await work(server, deadline)
-            loop.execute {
+        let cancel = work(server, deadline) { outcome in
+            if loop.inEventLoop {
                 handler.value.answer(slot: slot, ResponseFrame(id: id, outcome: outcome), final: true)
+            } else {
+                loop.execute { handler.value.answer(slot: slot, ResponseFrame(id: id, outcome: outcome), final: true) }
             }
         }
-        server.metrics.requestStarted()
-        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, timer: timer, task: task)
+        inFlight[slot]?.cancel = cancel
     }
 
     /// Answers a request once; `final` marks the store call as finished, freeing its slot.

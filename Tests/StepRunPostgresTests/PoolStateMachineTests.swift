@@ -5,10 +5,12 @@ import Testing
 struct TestJob: PoolWork, Equatable, ExpressibleByStringLiteral, CustomStringConvertible {
     var name: String
     var isBatchable: Bool
+    var deadline: ContinuousClock.Instant
 
-    init(_ name: String, batchable: Bool) {
+    init(_ name: String, batchable: Bool, deadline: ContinuousClock.Instant = .now.advanced(by: .seconds(3600))) {
         self.name = name
         self.isBatchable = batchable
+        self.deadline = deadline
     }
 
     init(stringLiteral name: String) {
@@ -111,5 +113,35 @@ struct PoolStateMachineTests {
         _ = off.submit(TestJob("a", batchable: true), id: 0)
         _ = off.submit(TestJob("b", batchable: true), id: 1)
         #expect(names(off.next(worker: 0)) == ["a"])
+    }
+
+    @Test("one expiry timer: armed for the earliest queued deadline, expired jobs leave, re-armed for the next")
+    func expiryTimer() {
+        let start = ContinuousClock.now
+        func at(_ seconds: Int) -> ContinuousClock.Instant { start.advanced(by: .seconds(seconds)) }
+        var machine = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 10)
+        guard case .enqueued(armTimer: at(5)) = machine.submit(TestJob("t5", batchable: false, deadline: at(5)), id: 1) else {
+            Issue.record("the first queued job arms the timer"); return
+        }
+        // A later deadline needs no timer change; an earlier one re-arms it.
+        guard case .enqueued(armTimer: nil) = machine.submit(TestJob("t9", batchable: false, deadline: at(9)), id: 2),
+            case .enqueued(armTimer: at(3)) = machine.submit(TestJob("t3", batchable: false, deadline: at(3)), id: 3)
+        else { Issue.record("expected the timer to move only for an earlier deadline"); return }
+        #expect(machine.timerDeadline == at(3))
+
+        let first = machine.expire(now: at(3))
+        #expect(first.expired.map(\.name) == ["t3"])
+        #expect(first.rearm == at(5))
+        let second = machine.expire(now: at(6))
+        #expect(second.expired.map(\.name) == ["t5"])
+        #expect(second.rearm == at(9))
+        #expect(machine.waitingCount == 1)
+        #expect(names(machine.next(worker: 0)) == ["t9"])
+        // Nothing queued: the timer stays disarmed, and the next queued job arms it again.
+        let third = machine.expire(now: at(7))
+        #expect(third.expired.isEmpty && third.rearm == nil && machine.timerDeadline == nil)
+        guard case .enqueued(armTimer: at(20)) = machine.submit(TestJob("t20", batchable: false, deadline: at(20)), id: 4) else {
+            Issue.record("expected the timer to be armed again"); return
+        }
     }
 }
