@@ -21,14 +21,14 @@ enum GroupCommit {
     /// Returns true when the group committed together; false when it fell back to one by one.
     ///
     /// The whole group — BEGIN, the calls' statements, COMMIT — goes to Postgres as one libpq
-    /// pipeline: one round trip, however many calls. A call whose statement raced a concurrent
-    /// writer (it changed nothing; see `StoreOperations.decode`) runs again by itself after COMMIT.
+    /// pipeline: one round trip, however many calls. begin_step and complete_step calls (the hot
+    /// path of every workflow) on distinct keys share one multi-row statement per kind, so Postgres
+    /// plans and executes once for all of them. A call whose statement raced a concurrent writer
+    /// (it changed nothing; see `StoreOperations.decode`) runs again by itself after COMMIT.
     static func run(_ unordered: [PoolJob], on connection: PGConnection) -> Bool {
         let jobs = unordered.sorted { $0.lockOrderKey < $1.lockOrderKey }
-        var calls: [(job: PoolJob, request: StoreRequest, deliver: @Sendable (Result<StoreResult, StepRunError>) -> Void)] = []
+        var calls: [Call] = []
         calls.reserveCapacity(jobs.count)
-        var steps: [PGConnection.PipelineStep] = [.plain("BEGIN"), .plain("SET LOCAL lock_timeout = '\(lockTimeout)'")]
-        steps.reserveCapacity(jobs.count + 3)
         for job in jobs {
             guard case .store(let request, let sql, let deliver) = job.work else {
                 preconditionFailure("only store calls are grouped")
@@ -37,14 +37,31 @@ enum GroupCommit {
                 deliver(.success(answer))
                 continue
             }
-            let statement = StoreOperations.statement(for: request, sql: sql)
-            steps.append(.prepared(statement.prepared, statement.parameters))
-            calls.append((job, request, deliver))
+            calls.append(Call(job: job, request: request, sql: sql, deliver: deliver))
         }
         guard !calls.isEmpty else { return true }
+
+        let statements = plan(calls)
+        // enable_seqscan off: the group's statements all reach their rows through a unique index,
+        // and a plan cached while the table was nearly empty must not scan it once it is large.
+        var steps: [PGConnection.PipelineStep] = [
+            .plain("BEGIN"),
+            .plain("SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('enable_seqscan', 'off', true)"),
+        ]
+        steps.reserveCapacity(statements.count + 3)
+        for statement in statements {
+            switch statement {
+            case .single(let index):
+                let single = StoreOperations.statement(for: calls[index].request, sql: calls[index].sql)
+                steps.append(.prepared(single.prepared, single.parameters))
+            case .batch(let indices):
+                let batch = StoreOperations.batchStatement(for: indices.map { calls[$0].request }, sql: calls[indices[0]].sql)
+                steps.append(.prepared(batch.prepared, batch.parameters))
+            }
+        }
         steps.append(.plain("COMMIT"))
 
-        let outcomes: [Result<PGRows, PGError>]?
+        let outcomes: [Result<PGRows, PGError>]
         do {
             outcomes = try connection.pipeline(steps)
         } catch {
@@ -54,12 +71,23 @@ enum GroupCommit {
             }
             return false
         }
-        if let outcomes, connection.isIdle, outcomes.allSatisfy({ if case .success = $0 { true } else { false } }) {
+        if connection.isIdle, outcomes.allSatisfy({ if case .success = $0 { true } else { false } }) {
+            var rowsByCall = Array(repeating: PGRows(columnCount: 0, values: []), count: calls.count)
+            for (position, statement) in statements.enumerated() {
+                guard case .success(let rows) = outcomes[position + 2] else { continue }
+                switch statement {
+                case .single(let index):
+                    rowsByCall[index] = rows
+                case .batch(let indices):
+                    for (part, index) in zip(rows.split(byOrdinalIn: 1, count: indices.count), indices) {
+                        rowsByCall[index] = part
+                    }
+                }
+            }
             var again: [PoolJob] = []
             for (index, call) in calls.enumerated() {
-                guard case .success(let rows) = outcomes[index + 2] else { continue }
                 do throws(StepRunError) {
-                    if let result = try StoreOperations.decode(call.request, rows) {
+                    if let result = try StoreOperations.decode(call.request, rowsByCall[index]) {
                         call.deliver(.success(result))
                     } else {
                         again.append(call.job)
@@ -83,5 +111,44 @@ enum GroupCommit {
             }
         }
         return false
+    }
+
+    private struct Call {
+        var job: PoolJob
+        var request: StoreRequest
+        var sql: StepRunSQL
+        var deliver: @Sendable (Result<StoreResult, StepRunError>) -> Void
+    }
+
+    /// One statement of the group: a call by itself, or several calls of one kind in one statement.
+    enum Statement: Equatable {
+        case single(Int)
+        case batch([Int])
+    }
+
+    /// Splits a group into statements. Batchable calls with distinct keys share one statement per
+    /// kind (two or more of them; one runs by itself); a repeated key runs by itself, after the batch.
+    static func plan(_ requests: [StoreRequest]) -> [Statement] {
+        var batches: [Int: [Int]] = [:]
+        var kinds: [Int] = []
+        var seen: Set<String> = []
+        var singles: [Statement] = []
+        for (index, request) in requests.enumerated() {
+            if let (kind, key) = StoreOperations.batchKey(request), seen.insert("\(kind):\(key)").inserted {
+                if batches[kind] == nil { kinds.append(kind) }
+                batches[kind, default: []].append(index)
+            } else {
+                singles.append(.single(index))
+            }
+        }
+        let batched: [Statement] = kinds.map { kind in
+            let indices = batches[kind]!
+            return indices.count == 1 ? .single(indices[0]) : .batch(indices)
+        }
+        return batched + singles
+    }
+
+    private static func plan(_ calls: [Call]) -> [Statement] {
+        plan(calls.map(\.request))
     }
 }

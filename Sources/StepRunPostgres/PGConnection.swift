@@ -23,6 +23,19 @@ struct PGRows: Sendable {
     subscript(row: Int, column: Int) -> String? {
         values[row * columnCount + column]
     }
+
+    /// Splits the rows of a batched statement by the 1-based call ordinal in column `column`:
+    /// `count` results, each shaped like the single statement's (the ordinal column removed).
+    func split(byOrdinalIn column: Int, count: Int) -> [PGRows] {
+        var parts = Array(repeating: [String?](), count: count)
+        for row in 0..<self.count {
+            guard let text = self[row, column], let ordinal = Int(text), ordinal >= 1, ordinal <= count else { continue }
+            for index in 0..<columnCount where index != column {
+                parts[ordinal - 1].append(self[row, index])
+            }
+        }
+        return parts.map { PGRows(columnCount: columnCount - 1, values: $0) }
+    }
 }
 
 /// A statement prepared once per connection under a stable name.

@@ -45,7 +45,7 @@ extension PGRows {
     }
 
     func uuid(_ row: Int, _ column: Int) throws(StepRunError) -> UUID {
-        guard let value = UUID(uuidString: try text(row, column)) else { throw Self.corrupt("column \(column) is not a UUID") }
+        guard let value = UUID(pgText: try text(row, column)) else { throw Self.corrupt("column \(column) is not a UUID") }
         return value
     }
 

@@ -30,6 +30,10 @@ struct StepRunSQL: Sendable {
     }
 
     let beginStep: PreparedStatement
+    /// begin_step for several distinct (run_id, step) at once; rows carry the call's ordinal.
+    let beginSteps: PreparedStatement
+    /// complete_step for several distinct step runs at once; rows carry the call's ordinal.
+    let completeSteps: PreparedStatement
     let scheduleStep: PreparedStatement
     let scheduleSteps: PreparedStatement
     let deletePendingSteps: PreparedStatement
@@ -110,6 +114,50 @@ struct StepRunSQL: Sendable {
             UNION ALL
             SELECT 'skip', \(cols) FROM \(runs)
             WHERE run_id = $2 AND step = $3 AND NOT EXISTS (SELECT 1 FROM claimed)
+            """)
+        // The batched forms for group commit: element k of the arrays is call k (1-based `ord`), and
+        // every row comes back tagged with it — the single statement's row with `ord` after the
+        // outcome. Keys must be distinct within one batch (a row is claimed or updated at most once).
+        // Rows are only ever reached through their unique index: the skip/stale reads are LATERAL
+        // lookups behind an OFFSET 0 fence, so no plan can turn them into a scan of the whole table.
+        // $1 ids, $2 run_ids, $3 steps, $4 inputs, $5 recoveries (array literals)
+        beginSteps = statement("begin_steps", """
+            WITH e AS (
+                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])
+                    WITH ORDINALITY AS e(id, run_id, step, input, recovery, ord)
+            ), claimed AS (
+                INSERT INTO \(runs) AS s (id, run_id, step, status, input, recovery, inserted_at, updated_at)
+                SELECT id, run_id, step, 'running', input, recovery, clock_timestamp(), clock_timestamp() FROM e ORDER BY ord
+                ON CONFLICT (run_id, step) DO UPDATE SET
+                    status = 'running',
+                    input = CASE WHEN s.status = 'failed' THEN excluded.input ELSE s.input END,
+                    recovery = CASE WHEN s.status = 'failed' THEN excluded.recovery ELSE s.recovery END,
+                    output = NULL, resume = NULL, last_error = NULL,
+                    updated_at = clock_timestamp()
+                WHERE s.status IN ('pending', 'failed')
+                RETURNING \(Self.stepRunColumns("s"))
+            )
+            SELECT 'execute', e.ord, claimed.* FROM claimed JOIN e ON e.run_id = claimed.run_id AND e.step = claimed.step
+            UNION ALL
+            SELECT 'skip', e.ord, current.* FROM e CROSS JOIN LATERAL (
+                SELECT \(cols) FROM \(runs) WHERE run_id = e.run_id AND step = e.step OFFSET 0
+            ) current
+            WHERE NOT EXISTS (SELECT 1 FROM claimed WHERE claimed.run_id = e.run_id AND claimed.step = e.step)
+            """)
+        // $1 ids, $2 outputs (array literals)
+        completeSteps = statement("complete_steps", """
+            WITH updated AS (
+                UPDATE \(runs) s SET status = 'completed', output = ($2::jsonb[])[array_position($1::uuid[], s.id)],
+                    completed_at = clock_timestamp(), manual = NULL, resume = NULL, last_error = NULL, updated_at = clock_timestamp()
+                WHERE s.id = ANY($1::uuid[]) AND s.status = 'running'
+                RETURNING array_position($1::uuid[], s.id) AS ord, \(Self.stepRunColumns("s"))
+            )
+            SELECT 'ok', * FROM updated
+            UNION ALL
+            SELECT 'stale', k.ord, current.* FROM unnest($1::uuid[]) WITH ORDINALITY AS k(id, ord) CROSS JOIN LATERAL (
+                SELECT \(cols) FROM \(runs) WHERE id = k.id OFFSET 0
+            ) current
+            WHERE NOT EXISTS (SELECT 1 FROM updated WHERE updated.ord = k.ord)
             """)
         scheduleStep = statement("schedule_step", """
             WITH inserted AS (

@@ -39,61 +39,97 @@ struct StoreOperations {
     static func statement(for request: StoreRequest, sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [String?]) {
         switch request {
         case .beginStep(let runID, let step, let input, let recovery):
-            (sql.beginStep, [UUID.v7().uuidString, runID.uuidString, step, input.text, recovery?.text])
+            (sql.beginStep, [UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text])
         case .scheduleStep(let runID, let step, let input, let recovery):
-            (sql.scheduleStep, [UUID.v7().uuidString, runID.uuidString, step, input.text, recovery?.text])
+            (sql.scheduleStep, [UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text])
         case .scheduleSteps(let runID, let steps):
             (sql.scheduleSteps, [
-                runID.uuidString,
-                PGArrayLiteral.encode(steps.map { _ in UUID.v7().uuidString }),
+                runID.pgText,
+                PGArrayLiteral.encode(steps.map { _ in UUID.v7().pgText }),
                 PGArrayLiteral.encode(steps.map(\.step)),
                 PGArrayLiteral.encode(steps.map(\.input.text)),
                 PGArrayLiteral.encode(steps.map { $0.recovery?.text }),
             ])
         case .deletePendingSteps(let runID, let steps):
-            (sql.deletePendingSteps, [runID.uuidString, PGArrayLiteral.encode(steps)])
+            (sql.deletePendingSteps, [runID.pgText, PGArrayLiteral.encode(steps)])
         case .completeStep(let id, let output):
-            (sql.completeStep, [id.uuidString, output.text])
+            (sql.completeStep, [id.pgText, output.text])
         case .completeManualStep(let id, let output, let manual):
-            (sql.completeManualStep, [id.uuidString, output.text, manual.text])
+            (sql.completeManualStep, [id.pgText, output.text, manual.text])
         case .failStep(let id, let error):
-            (sql.failStep, [id.uuidString, error.text])
+            (sql.failStep, [id.pgText, error.text])
         case .persistPauseResume(let id, let output, let target):
-            (sql.persistPauseResume, [id.uuidString, output.text, target.storedName])
+            (sql.persistPauseResume, [id.pgText, output.text, target.storedName])
         case .persistApprovalResume(let id, let okTarget, let errorTarget, let outputKey):
-            (sql.persistApprovalResume, [id.uuidString, okTarget.storedName, errorTarget.storedName, outputKey])
+            (sql.persistApprovalResume, [id.pgText, okTarget.storedName, errorTarget.storedName, outputKey])
         case .recordFailureRecovery(let id, let strategy, let target):
-            (sql.recordFailureRecovery, [id.uuidString, strategy.rawValue, target])
+            (sql.recordFailureRecovery, [id.pgText, strategy.rawValue, target])
         case .updateRecovery(let id, let recovery):
-            (sql.updateRecovery, [id.uuidString, recovery.text])
+            (sql.updateRecovery, [id.pgText, recovery.text])
         case .getStepRun(let runID, let step):
-            (sql.getStepRun, [runID.uuidString, step])
+            (sql.getStepRun, [runID.pgText, step])
         case .completedSteps(let runID):
-            (sql.completedSteps, [runID.uuidString])
+            (sql.completedSteps, [runID.pgText])
         case .completedOutputs(let runID):
-            (sql.completedOutputs, [runID.uuidString])
+            (sql.completedOutputs, [runID.pgText])
         case .completedStepRunsForCompensation(let runID):
-            (sql.compensationOrder, [runID.uuidString])
+            (sql.compensationOrder, [runID.pgText])
         case .stepStatuses(let runID):
-            (sql.stepStatuses, [runID.uuidString])
+            (sql.stepStatuses, [runID.pgText])
         case .beginAttempt(let stepRunID):
-            (sql.beginAttempt, [UUID.v7().uuidString, stepRunID.uuidString])
+            (sql.beginAttempt, [UUID.v7().pgText, stepRunID.pgText])
         case .completeAttempt(let attemptID):
-            (sql.completeAttempt, [attemptID.uuidString])
+            (sql.completeAttempt, [attemptID.pgText])
         case .failAttempt(let attemptID, let error):
-            (sql.failAttempt, [attemptID.uuidString, error.text])
+            (sql.failAttempt, [attemptID.pgText, error.text])
         case .recordAttempt(let stepRunID, let number, let status, let error):
-            (sql.recordAttempt, [UUID.v7().uuidString, stepRunID.uuidString, String(number), status.rawValue, error?.text])
+            (sql.recordAttempt, [UUID.v7().pgText, stepRunID.pgText, String(number), status.rawValue, error?.text])
         case .attemptCount(let stepRunID):
-            (sql.attemptCount, [stepRunID.uuidString])
+            (sql.attemptCount, [stepRunID.pgText])
         case .latestAttempt(let stepRunID):
-            (sql.latestAttempt, [stepRunID.uuidString])
+            (sql.latestAttempt, [stepRunID.pgText])
         case .listAttempts(let stepRunID):
-            (sql.listAttempts, [stepRunID.uuidString])
+            (sql.listAttempts, [stepRunID.pgText])
         case .purgeRun(let runID):
-            (sql.purgeRun, [runID.uuidString])
+            (sql.purgeRun, [runID.pgText])
         case .transaction:
             preconditionFailure("a transaction is not one statement")
+        }
+    }
+
+    /// Which calls of a group can share one multi-row statement: a key per call, or nil. Calls with
+    /// equal kinds and distinct keys go into one `batchStatement`.
+    static func batchKey(_ request: StoreRequest) -> (kind: Int, key: String)? {
+        switch request {
+        case .beginStep(let runID, let step, _, _): (0, runID.pgText + "/" + step)
+        case .completeStep(let id, _): (1, id.pgText)
+        default: nil
+        }
+    }
+
+    /// One statement for several calls of the same batchable kind with distinct keys. Its rows
+    /// carry the 1-based position of their call in column 1 (see `PGRows.split(byOrdinalIn:count:)`).
+    static func batchStatement(for requests: [StoreRequest], sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [String?]) {
+        switch requests.first {
+        case .beginStep?:
+            var ids: [String?] = [], runIDs: [String?] = [], steps: [String?] = [], inputs: [String?] = [], recoveries: [String?] = []
+            for case .beginStep(let runID, let step, let input, let recovery) in requests {
+                ids.append(UUID.v7().pgText)
+                runIDs.append(runID.pgText)
+                steps.append(step)
+                inputs.append(input.text)
+                recoveries.append(recovery?.text)
+            }
+            return (sql.beginSteps, [ids, runIDs, steps, inputs, recoveries].map(PGArrayLiteral.encode))
+        case .completeStep?:
+            var ids: [String?] = [], outputs: [String?] = []
+            for case .completeStep(let id, let output) in requests {
+                ids.append(id.pgText)
+                outputs.append(output.text)
+            }
+            return (sql.completeSteps, [PGArrayLiteral.encode(ids), PGArrayLiteral.encode(outputs)])
+        default:
+            preconditionFailure("not a batchable request")
         }
     }
 

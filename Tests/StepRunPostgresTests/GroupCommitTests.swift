@@ -85,6 +85,103 @@ struct GroupCommitTests {
         try await drop(schema, pool)
     }
 
+    @Test("multi-row statements: grouped begin_step and complete_step calls get exactly the outcomes of single calls")
+    func multiRowStatementsMatchSingleCalls() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1)
+        let runID = UUID()
+        let (failed, _) = try await store.beginStep(runID: runID, step: "failed", input: ["v": 1])
+        _ = try await store.failStep(stepRunID: failed.id, error: ["e": 1])
+        _ = try await store.scheduleStep(runID: runID, step: "pending")
+        let (running, _) = try await store.beginStep(runID: runID, step: "running")
+        let (runningToo, _) = try await store.beginStep(runID: runID, step: "running-too")
+        let (twice, _) = try await store.beginStep(runID: runID, step: "completed-twice")
+        let (done, _) = try await store.beginStep(runID: runID, step: "done")
+        _ = try await store.completeStep(stepRunID: done.id, output: ["kept": true])
+        let missing = UUID()
+        let before = pool.statistics.groupCommittedCalls
+
+        let calls: [(String, StoreRequest)] = [
+            ("new-1", .beginStep(runID: runID, step: "new-1", input: ["n": 1], recovery: nil)),
+            ("new-2", .beginStep(runID: runID, step: "new-2", input: ["n": 2], recovery: ["undo": true])),
+            ("dup-a", .beginStep(runID: runID, step: "dup", input: .empty, recovery: nil)),
+            ("dup-b", .beginStep(runID: runID, step: "dup", input: .empty, recovery: nil)),
+            ("refail", .beginStep(runID: runID, step: "failed", input: ["v": 2], recovery: nil)),
+            ("claim-pending", .beginStep(runID: runID, step: "pending", input: .empty, recovery: nil)),
+            ("skip-running", .beginStep(runID: runID, step: "running", input: .empty, recovery: nil)),
+            ("skip-done", .beginStep(runID: runID, step: "done", input: .empty, recovery: nil)),
+            ("complete-1", .completeStep(stepRunID: running.id, output: ["r": 1])),
+            ("complete-2", .completeStep(stepRunID: runningToo.id, output: ["r": 2])),
+            ("twice-a", .completeStep(stepRunID: twice.id, output: ["t": 1])),
+            ("twice-b", .completeStep(stepRunID: twice.id, output: ["t": 2])),
+            ("stale", .completeStep(stepRunID: done.id, output: ["late": true])),
+            ("missing", .completeStep(stepRunID: missing, output: .empty)),
+        ]
+        let outcomes = try await whileBlocked(pool, waiting: calls.count) {
+            await withTaskGroup(of: (String, Result<StoreResult, StepRunError>).self) { group in
+                for (name, request) in calls {
+                    group.addTask {
+                        do { return (name, .success(try await store.perform(request, deadline: nil))) } catch let error as StepRunError {
+                            return (name, .failure(error))
+                        } catch { return (name, .failure(.internal("\(error)"))) }
+                    }
+                }
+                return await group.reduce(into: [String: Result<StoreResult, StepRunError>]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        #expect(pool.statistics.groupCommittedCalls - before == calls.count, "all calls should have formed one group")
+
+        func begin(_ name: String) -> (StepRun, BeginDecision)? {
+            if case .success(.begin(let stepRun, let decision)) = outcomes[name] { return (stepRun, decision) }
+            Issue.record("\(name): \(String(describing: outcomes[name]))")
+            return nil
+        }
+        #expect(begin("new-1")?.1 == .execute && begin("new-1")?.0.input == ["n": 1])
+        #expect(begin("new-2")?.1 == .execute && begin("new-2")?.0.recovery == ["undo": true])
+        #expect(Set([begin("dup-a")?.1, begin("dup-b")?.1]) == [.execute, .skip], "one delivery of a duplicate claims it")
+        #expect(begin("refail")?.1 == .execute && begin("refail")?.0.input == ["v": 2] && begin("refail")?.0.id == failed.id)
+        #expect(begin("claim-pending")?.1 == .execute && begin("claim-pending")?.0.status == .running)
+        #expect(begin("skip-running")?.1 == .skip && begin("skip-running")?.0.id == running.id)
+        #expect(begin("skip-done")?.1 == .skip && begin("skip-done")?.0.output == ["kept": true])
+
+        guard case .success(.stepRun(let first)) = outcomes["complete-1"], first.status == .completed, first.output == ["r": 1],
+            case .success(.stepRun(let second)) = outcomes["complete-2"], second.output == ["r": 2],
+            case .failure(.staleStepRun(.completed)) = outcomes["stale"], case .failure(.notFound) = outcomes["missing"]
+        else {
+            Issue.record("unexpected complete outcomes \(outcomes)")
+            return
+        }
+        // Two completions of one running step: exactly one wins, the other is told it is stale.
+        var winners = 0
+        for name in ["twice-a", "twice-b"] {
+            switch outcomes[name] {
+            case .success(.stepRun(let stepRun)) where stepRun.status == .completed: winners += 1
+            case .failure(.staleStepRun(.completed)): break
+            default: Issue.record("\(name): \(String(describing: outcomes[name]))")
+            }
+        }
+        #expect(winners == 1)
+        #expect(try await store.getStepRun(runID: runID, step: "done")?.output == ["kept": true])
+        #expect(try await store.completedSteps(runID: runID).count == 4)
+        try await drop(schema, pool)
+    }
+
+    @Test("group planning: distinct begin_step and complete_step keys share a statement; repeats and others run alone")
+    func planning() {
+        let run = UUID()
+        let id = UUID()
+        let requests: [StoreRequest] = [
+            .beginStep(runID: run, step: "a", input: .empty, recovery: nil),
+            .completeStep(stepRunID: id, output: .empty),
+            .beginStep(runID: run, step: "b", input: .empty, recovery: nil),
+            .beginStep(runID: run, step: "a", input: .empty, recovery: nil),
+            .failStep(stepRunID: id, error: .empty),
+            .completeStep(stepRunID: UUID(), output: .empty),
+            .scheduleStep(runID: run, step: "c", input: .empty, recovery: nil),
+        ]
+        #expect(GroupCommit.plan(requests) == [.batch([0, 2]), .batch([1, 5]), .single(3), .single(4), .single(6)])
+        #expect(GroupCommit.plan([requests[0], requests[4]]) == [.single(0), .single(1)])
+    }
+
     @Test("a call that fails unexpectedly inside a group fails alone; the others are applied")
     func failureIsIsolated() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1)
