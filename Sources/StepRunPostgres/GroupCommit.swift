@@ -8,15 +8,19 @@ import StepRunCore
 /// it is rolled back and the calls are run again one by one, so only the call that really fails
 /// sees an error.
 ///
-/// Two groups on different connections can lock rows in opposite orders. Postgres would break such a
-/// deadlock only after `deadlock_timeout` (1 s by default), so a group runs with a short
-/// `lock_timeout` instead: a group that has to wait for a lock gives up quickly and falls back to
-/// one-by-one, where each call is a single statement that cannot deadlock with itself. Calls are
-/// also applied in a stable key order (run id, else step run / attempt id), which makes such cycles
-/// rarer; the order among concurrent callers was never defined, so nothing observable changes.
+/// Two groups on different connections can lock rows in opposite orders — under contention this is
+/// common: one group claims step X and completes step Y while another claims Y and completes X.
+/// Postgres would break such a deadlock only after `deadlock_timeout` (1 s by default), so a group
+/// runs with a short `lock_timeout` instead: a group that has to wait longer than another group
+/// takes to commit gives up and falls back to one-by-one, where each call is a single statement
+/// that cannot deadlock with itself. Calls are also applied in a stable key order (run id, else
+/// step run / attempt id), which makes such cycles rarer; the order among concurrent callers was
+/// never defined, so nothing observable changes.
 enum GroupCommit {
-    /// How long a grouped statement may wait for a row lock before the group falls back.
-    static let lockTimeout = "100ms"
+    /// How long a grouped statement may wait for a row lock before the group falls back: several
+    /// times what a group needs to commit (a few milliseconds with its WAL flush), and the worst
+    /// delay a deadlock between two groups adds (it was 100 ms: the claim-contended p99).
+    static let lockTimeout = "20ms"
 
     /// Returns true when the group committed together; false when it fell back to one by one.
     ///

@@ -165,6 +165,31 @@ struct GroupCommitTests {
         try await drop(schema, pool)
     }
 
+    @Test("a group far larger than the socket buffers goes through one pipeline without deadlocking")
+    func largeGroupPipeline() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1)
+        let runID = UUID()
+        let filler = String(repeating: "x", count: 900_000)
+        let before = pool.statistics.groupCommittedCalls
+        // 16 claims of ~0.9 MB each: ~14 MB of statements out and ~14 MB of rows back in one round trip.
+        let sizes = try await whileBlocked(pool, waiting: 16) {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<16 {
+                    group.addTask {
+                        let (stepRun, decision) = try await store.beginStep(runID: runID, step: "big-\(index)", input: ["filler": .string(filler)])
+                        #expect(decision == .execute)
+                        return stepRun.input.text.utf8.count
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+        }
+        #expect(sizes.count == 16 && sizes.allSatisfy { $0 > 900_000 })
+        #expect(pool.statistics.groupCommittedCalls - before == 16, "the 16 claims should have formed one group")
+        #expect(try await store.stepStatuses(runID: runID).count == 16)
+        try await drop(schema, pool)
+    }
+
     @Test("group planning: distinct begin_step and complete_step keys share a statement; repeats and others run alone")
     func planning() {
         let run = UUID()
