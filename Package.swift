@@ -26,6 +26,7 @@ let package = Package(
             name: "CLibPQ",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "CStepRunProto",
             linkerSettings: [.linkedLibrary("protobuf-c")]
@@ -82,6 +83,7 @@ let package = Package(
         .executableTarget(
             name: "steprund",
             dependencies: [
+                "CMalloc",
                 "StepRunCore",
                 "StepRunPostgres",
                 "StepRunServer",

@@ -29,7 +29,10 @@ enum GroupCommit {
     /// path of every workflow) on distinct keys share one multi-row statement per kind, so Postgres
     /// plans and executes once for all of them. A call whose statement raced a concurrent writer
     /// (it changed nothing; see `StoreOperations.decode`) runs again by itself after COMMIT.
-    static func run(_ unordered: [PoolJob], on connection: PGConnection) -> Bool {
+    ///
+    /// `onCommit` runs once the group has committed, before any caller is answered (statistics).
+    @discardableResult
+    static func run(_ unordered: [PoolJob], on connection: PGConnection, onCommit: () -> Void = {}) -> Bool {
         let jobs = unordered.sorted { $0.lockOrderKey < $1.lockOrderKey }
         var calls: [Call] = []
         calls.reserveCapacity(jobs.count)
@@ -43,7 +46,10 @@ enum GroupCommit {
             }
             calls.append(Call(job: job, request: request, sql: sql, deliver: deliver))
         }
-        guard !calls.isEmpty else { return true }
+        guard !calls.isEmpty else {
+            onCommit()
+            return true
+        }
 
         let statements = plan(calls)
         // enable_seqscan off: the group's statements all reach their rows through a unique index,
@@ -76,6 +82,7 @@ enum GroupCommit {
             return false
         }
         if connection.isIdle, outcomes.allSatisfy({ if case .success = $0 { true } else { false } }) {
+            onCommit()
             var rowsByCall = Array(repeating: PGRows(columnCount: 0, values: []), count: calls.count)
             for (position, statement) in statements.enumerated() {
                 guard case .success(let rows) = outcomes[position + 2] else { continue }

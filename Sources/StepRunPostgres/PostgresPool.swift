@@ -358,8 +358,8 @@ private struct PoolWorker {
                 }
                 if live.count == 1 {
                     live[0].runAlone(on: connection)
-                } else if GroupCommit.run(live, on: connection) {
-                    pool.recordGroupCommit(calls: live.count)
+                } else {
+                    GroupCommit.run(live, on: connection) { pool.recordGroupCommit(calls: live.count) }
                 }
                 if !connection.isUsable {
                     dropConnection()

@@ -99,13 +99,23 @@ struct StoreOperations {
 
     /// Which calls of a group can share one multi-row statement: a key per call, or nil. Calls with
     /// equal kinds and distinct keys go into one `batchStatement`.
+    ///
+    /// Calls carrying large payloads run as statements of their own (still in the group's pipeline
+    /// and transaction): Postgres parses an array literal character by character, which beyond a
+    /// few KiB costs more than the separate statement it saves.
     static func batchKey(_ request: StoreRequest) -> (kind: Int, key: String)? {
         switch request {
-        case .beginStep(let runID, let step, _, _): (0, runID.pgText + "/" + step)
-        case .completeStep(let id, _): (1, id.pgText)
+        case .beginStep(let runID, let step, let input, let recovery)
+        where input.text.utf8.count + (recovery?.text.utf8.count ?? 0) <= maxBatchedPayloadBytes:
+            (0, runID.pgText + "/" + step)
+        case .completeStep(let id, let output) where output.text.utf8.count <= maxBatchedPayloadBytes:
+            (1, id.pgText)
         default: nil
         }
     }
+
+    /// The most payload bytes a call may carry and still join a multi-row statement.
+    static let maxBatchedPayloadBytes = 4096
 
     /// One statement for several calls of the same batchable kind with distinct keys. Its rows
     /// carry the 1-based position of their call in column 1 (see `PGRows.split(byOrdinalIn:count:)`).
