@@ -94,7 +94,7 @@ final class ClientConnection: Sendable {
     func call(_ call: Call, deadline: ContinuousClock.Instant) async throws -> Reply {
         let id = nextID.add(1, ordering: .relaxed).oldValue
         let remaining = deadline - .now
-        let milliseconds = max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(1, remaining.inMilliseconds)
         return try await Self.send(call, id: id, timeoutMs: UInt32(clamping: milliseconds), deadline: deadline, channel: channel, handler: handler)
     }
 

@@ -48,7 +48,7 @@ public struct PostgresConfiguration: Sendable {
         [
             ("connect_timeout", String(max(1, connectTimeout.components.seconds))),
             ("application_name", applicationName),
-            ("options", "-c statement_timeout=\(statementTimeout.milliseconds) -c client_min_messages=warning"),
+            ("options", "-c statement_timeout=\(statementTimeout.inMilliseconds) -c client_min_messages=warning"),
             ("keepalives", "1"),
             ("keepalives_idle", "30"),
             ("keepalives_interval", "10"),
@@ -58,8 +58,3 @@ public struct PostgresConfiguration: Sendable {
     }
 }
 
-extension Duration {
-    var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -185,8 +185,7 @@ public final class PostgresPool: Sendable {
     /// Called with the state lock held, so the timer always ends up armed for the latest decision.
     private func armExpiryTimer(at instant: ContinuousClock.Instant) {
         let delay = max(.zero, instant - .now)
-        let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-        expiryTimer.schedule(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds)), leeway: .milliseconds(1))
+        expiryTimer.schedule(deadline: .now() + .nanoseconds(Int(clamping: delay.inNanoseconds)), leeway: .milliseconds(1))
     }
 
     private func expireWaitingCalls() {

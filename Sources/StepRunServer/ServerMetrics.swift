@@ -26,7 +26,7 @@ final class ServerMetrics: Sendable {
     func requestFinished(operation: String, code: StatusCode, duration: Duration) {
         inFlightGauge.record(inFlight.subtract(1, ordering: .relaxed).newValue)
         Counter(label: "steprund_requests_total", dimensions: [("operation", operation), ("code", code.description)]).increment()
-        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        let nanoseconds = duration.inNanoseconds
         Metrics.Timer(label: "steprund_request_duration_seconds", dimensions: [("operation", operation)]).recordNanoseconds(nanoseconds)
     }
 }

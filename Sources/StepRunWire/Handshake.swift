@@ -54,3 +54,16 @@ public struct HealthReply: Sendable, Hashable {
         self.message = message
     }
 }
+
+extension HealthReply {
+    /// The answer to a health call from a database round trip: serving, with the round trip's
+    /// latency, or not serving, with the reason it failed.
+    public static func probing(_ roundTrip: () async throws -> Duration) async -> HealthReply {
+        do {
+            let latency = try await roundTrip()
+            return HealthReply(serving: true, databaseLatencyMicros: latency.inMicroseconds, message: "ok")
+        } catch {
+            return HealthReply(serving: false, databaseLatencyMicros: -1, message: "\(error)")
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import StepRunCore
 import Synchronization
 
 /// CPU time and memory read from /proc (Linux), to say where a run's time went.
@@ -199,8 +200,7 @@ final class SystemSampler: Sendable {
             observation.daemonRSSPeakKiB = rss.max()
             observation.daemonRSSMeanKiB = rss.reduce(0, +) / rss.count
         }
-        let wall = Double((last.at - first.at).components.seconds)
-            + Double((last.at - first.at).components.attoseconds) / 1e18
+        let wall = (last.at - first.at).inSeconds
         guard wall > 0, let hostFirst = first.host, let hostLast = last.host, let benchFirst = first.bench, let benchLast = last.bench
         else { return observation }
         func cores(_ ticks: Int) -> Double { Double(ticks) / ProcStat.ticksPerSecond / wall }
@@ -231,6 +231,6 @@ private func delta(_ first: Int?, _ last: Int?) -> Int? {
 func sleep(until instant: ContinuousClock.Instant) {
     let remaining = instant - .now
     guard remaining > .zero else { return }
-    let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+    let seconds = remaining.inSeconds
     Thread.sleep(forTimeInterval: seconds)
 }

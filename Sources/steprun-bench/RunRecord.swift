@@ -1,4 +1,5 @@
 import Foundation
+import StepRunCore
 
 /// One measured run: a scenario against one target. With `--json`, printed as one line of JSON.
 struct RunRecord: Codable, Sendable {
@@ -53,7 +54,7 @@ struct RunRecord: Codable, Sendable {
         self.clients = clients
         self.connections = connections
         self.payloadBytes = payloadBytes
-        let seconds = Double(measured.components.seconds) + Double(measured.components.attoseconds) / 1e18
+        let seconds = measured.inSeconds
         durationS = seconds
         ops = tally.ops
         opsPerSec = rounded(Double(tally.ops) / seconds, 1)

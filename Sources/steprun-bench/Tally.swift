@@ -49,7 +49,7 @@ struct WorkerTally: Sendable {
         }
         ops += 1
         let elapsed = finished - started
-        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        let micros = elapsed.inMicroseconds
         latencies[operation, default: makeLatencyHistogram()].record(UInt64(clamping: min(max(micros, 1), 60_000_000)))
         if let problem {
             errors += 1

@@ -7,6 +7,29 @@ import StepRunCore
 
 private let payloadHelp = "JSON object, @FILE to read it from a file, or @- for standard input."
 
+/// `RUN STEP [--input JSON] [--recovery JSON]`: what `begin` and `schedule` both take.
+struct StepArguments: ParsableArguments {
+    @Argument(help: "The workflow run id.", transform: IdentifierArgument.uuid) var runID: UUID
+    @Argument(help: "The step name.") var step: String
+    @Option(help: ArgumentHelp("The step's input (default {}). \(payloadHelp)", valueName: "json")) var input: String?
+    @Option(help: ArgumentHelp("Saga recovery metadata. \(payloadHelp)", valueName: "json")) var recovery: String?
+
+    /// The input (`{}` when not given) and recovery payloads, read and checked.
+    func payloads() throws -> (input: JSONPayload, recovery: JSONPayload?) {
+        try PayloadArgument.checkOneStandardInput([input, recovery])
+        return (try PayloadArgument.payload(input, field: "input") ?? .empty, try PayloadArgument.payload(recovery, field: "recovery"))
+    }
+}
+
+extension OutputOptions {
+    /// A claim or schedule outcome: the decision, then the step run.
+    func emit(decision: String, _ stepRun: StepRun) {
+        emit(
+            table: Table(fields: [("decision", decision)] + stepRun.fields),
+            json: .object([("decision", .string(decision)), ("step_run", stepRun.json)]))
+    }
+}
+
 /// `begin RUN STEP`: claim a step, as a worker does before running it.
 struct Begin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,24 +39,17 @@ struct Begin: AsyncParsableCommand {
             already running or completed: another delivery owns it.
             """)
 
-    @Argument(help: "The workflow run id.", transform: IdentifierArgument.uuid) var runID: UUID
-    @Argument(help: "The step name.") var step: String
-    @Option(help: ArgumentHelp("The step's input (default {}). \(payloadHelp)", valueName: "json")) var input: String?
-    @Option(help: ArgumentHelp("Saga recovery metadata. \(payloadHelp)", valueName: "json")) var recovery: String?
+    @OptionGroup var step: StepArguments
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try PayloadArgument.checkOneStandardInput([input, recovery])
-        let input = try PayloadArgument.payload(input, field: "input") ?? .empty
-        let recovery = try PayloadArgument.payload(recovery, field: "recovery")
+        let (input, recovery) = try step.payloads()
         let (stepRun, decision) = try await connection.withClient { client in
             try await client.beginStep(
-                runID: runID, step: step, input: input, recovery: recovery, timeout: connection.timeout.duration)
+                runID: step.runID, step: step.step, input: input, recovery: recovery, timeout: connection.timeout.duration)
         }
-        output.emit(
-            table: Table(fields: [("decision", decision.rawValue)] + stepRun.fields),
-            json: .object([("decision", .string(decision.rawValue)), ("step_run", stepRun.json)]))
+        output.emit(decision: decision.rawValue, stepRun)
     }
 }
 
@@ -43,24 +59,17 @@ struct Schedule: AsyncParsableCommand {
         abstract: "Record a step as scheduled but not yet claimed (schedule_step).",
         discussion: "Prints the decision, schedule or skip (the step already exists; exit 0), and the step run.")
 
-    @Argument(help: "The workflow run id.", transform: IdentifierArgument.uuid) var runID: UUID
-    @Argument(help: "The step name.") var step: String
-    @Option(help: ArgumentHelp("The step's input (default {}). \(payloadHelp)", valueName: "json")) var input: String?
-    @Option(help: ArgumentHelp("Saga recovery metadata. \(payloadHelp)", valueName: "json")) var recovery: String?
+    @OptionGroup var step: StepArguments
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try PayloadArgument.checkOneStandardInput([input, recovery])
-        let input = try PayloadArgument.payload(input, field: "input") ?? .empty
-        let recovery = try PayloadArgument.payload(recovery, field: "recovery")
+        let (input, recovery) = try step.payloads()
         let (stepRun, decision) = try await connection.withClient { client in
             try await client.scheduleStep(
-                runID: runID, step: step, input: input, recovery: recovery, timeout: connection.timeout.duration)
+                runID: step.runID, step: step.step, input: input, recovery: recovery, timeout: connection.timeout.duration)
         }
-        output.emit(
-            table: Table(fields: [("decision", decision.rawValue)] + stepRun.fields),
-            json: .object([("decision", .string(decision.rawValue)), ("step_run", stepRun.json)]))
+        output.emit(decision: decision.rawValue, stepRun)
     }
 }
 

@@ -44,19 +44,30 @@ final class Scrape: Sendable {
         self.pool = pool
     }
 
+    private static func metric(_ name: String, unit: String = "", _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "steprund", metricName: name, unitName: unit, helpText: help)
+    }
+
+    private static var groupCommits: MetricNameDescriptor { metric("group_commits", unit: "total", "Transactions that committed several queued writes together.") }
+    private static var groupCommittedCalls: MetricNameDescriptor { metric("group_committed_calls", unit: "total", "Writes answered through group commits.") }
+    private static var poolConnections: MetricNameDescriptor { metric("pool_connections", "Pool connections by state (busy, idle).") }
+    private static var poolConnected: MetricNameDescriptor { metric("pool_connected", "Pool connections currently open to Postgres.") }
+    private static var poolSize: MetricNameDescriptor { metric("pool_size", "Configured number of pool connections.") }
+    private static var poolWaitQueueDepth: MetricNameDescriptor { metric("pool_wait_queue_depth", "Calls waiting for a free pool connection.") }
+
     func render() -> [UInt8] {
         let statistics = pool.statistics
         let (commits, calls) = reported.withLock { reported in
             defer { reported = (statistics.groupCommits, statistics.groupCommittedCalls) }
             return (statistics.groupCommits - reported.commits, statistics.groupCommittedCalls - reported.calls)
         }
-        registry.makeCounter(name: "steprund_group_commits_total").increment(by: Int64(commits))
-        registry.makeCounter(name: "steprund_group_committed_calls_total").increment(by: Int64(calls))
-        registry.makeGauge(name: "steprund_pool_connections", labels: [("state", "busy")]).set(Double(statistics.busy))
-        registry.makeGauge(name: "steprund_pool_connections", labels: [("state", "idle")]).set(Double(statistics.idle))
-        registry.makeGauge(name: "steprund_pool_connected").set(Double(statistics.connected))
-        registry.makeGauge(name: "steprund_pool_size").set(Double(statistics.size))
-        registry.makeGauge(name: "steprund_pool_wait_queue_depth").set(Double(statistics.waiting))
+        registry.makeCounter(descriptor: Self.groupCommits).increment(by: Int64(commits))
+        registry.makeCounter(descriptor: Self.groupCommittedCalls).increment(by: Int64(calls))
+        registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "busy")]).set(Double(statistics.busy))
+        registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "idle")]).set(Double(statistics.idle))
+        registry.makeGauge(descriptor: Self.poolConnected).set(Double(statistics.connected))
+        registry.makeGauge(descriptor: Self.poolSize).set(Double(statistics.size))
+        registry.makeGauge(descriptor: Self.poolWaitQueueDepth).set(Double(statistics.waiting))
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer

@@ -77,15 +77,7 @@ struct Serve: AsyncParsableCommand {
         let repository = StepRunRepository(pool: pool, limits: serverConfiguration.storeLimits)
         let server = StepRunServer(
             configuration: serverConfiguration, store: repository,
-            health: { deadline in
-                do {
-                    let latency = try await repository.checkHealth(deadline: deadline)
-                    let micros = latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000
-                    return HealthReply(serving: true, databaseLatencyMicros: micros, message: "ok")
-                } catch {
-                    return HealthReply(serving: false, databaseLatencyMicros: -1, message: "\(error)")
-                }
-            },
+            health: { deadline in await .probing { try await repository.checkHealth(deadline: deadline) } },
             logger: logger)
 
         // Services stop in reverse order: the server drains first, then the pool closes.

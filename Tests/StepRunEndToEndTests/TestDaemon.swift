@@ -54,14 +54,7 @@ struct TestDaemon: Sendable {
         configure(&configuration)
         let server = StepRunServer(
             configuration: configuration, store: store ?? repository,
-            health: { deadline in
-                do {
-                    let latency = try await repository.checkHealth(deadline: deadline)
-                    return HealthReply(serving: true, databaseLatencyMicros: Int64(latency.components.attoseconds / 1_000_000_000_000), message: "ok")
-                } catch {
-                    return HealthReply(serving: false, databaseLatencyMicros: -1, message: "\(error)")
-                }
-            },
+            health: { deadline in await .probing { try await repository.checkHealth(deadline: deadline) } },
             logger: logger)
         Task { try await server.run() }
         let bound = try await server.listening()
