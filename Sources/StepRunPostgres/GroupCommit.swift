@@ -22,44 +22,56 @@ enum GroupCommit {
     /// delay a deadlock between two groups adds (it was 100 ms: the claim-contended p99).
     static let lockTimeout = "20ms"
 
-    /// Returns true when the group committed together; false when it fell back to one by one.
+    /// Returns true when the group's writes committed together; false when it fell back to one by one.
     ///
-    /// The whole group — BEGIN, the calls' statements, COMMIT — goes to Postgres as one libpq
-    /// pipeline: one round trip, however many calls. begin_step and complete_step calls (the hot
-    /// path of every workflow) on distinct keys share one multi-row statement per kind, so Postgres
-    /// plans and executes once for all of them. A call whose statement raced a concurrent writer
-    /// (it changed nothing; see `StoreOperations.decode`) runs again by itself after COMMIT.
+    /// The whole group — BEGIN, the writes' statements, COMMIT, then the reads queued with them —
+    /// goes to Postgres as one libpq pipeline: one round trip, however many calls. begin_step and
+    /// complete_step calls on distinct keys (the hot path of every workflow) share one multi-row
+    /// statement per kind, so Postgres plans and executes once for all of them. Reads run after
+    /// COMMIT, each a statement of its own, so they see the group's writes as any later call would.
+    /// A call whose statement raced a concurrent writer (it changed nothing; see
+    /// `StoreOperations.decode`), or a read that failed, runs again by itself afterwards.
     ///
-    /// `onCommit` runs once the group has committed, before any caller is answered (statistics).
+    /// `onCommit(writes)` runs once two or more writes have committed together, before any caller
+    /// is answered (statistics).
     @discardableResult
-    static func run(_ unordered: [PoolJob], on connection: PGConnection, onCommit: () -> Void = {}) -> Bool {
+    static func run(_ unordered: [PoolJob], on connection: PGConnection, onCommit: (Int) -> Void = { _ in }) -> Bool {
         let jobs = unordered.sorted { $0.lockOrderKey < $1.lockOrderKey }
-        var calls: [Call] = []
-        calls.reserveCapacity(jobs.count)
+        var writes: [Call] = []
+        var reads: [Call] = []
+        writes.reserveCapacity(jobs.count)
         for job in jobs {
             guard case .store(let request, let sql, let deliver) = job.work else {
                 preconditionFailure("only store calls are grouped")
             }
             if let answer = StoreOperations.answerWithoutSQL(request) {
                 deliver(.success(answer))
-                continue
+            } else if request.isReadOnly {
+                reads.append(Call(job: job, request: request, sql: sql, deliver: deliver))
+            } else {
+                writes.append(Call(job: job, request: request, sql: sql, deliver: deliver))
             }
-            calls.append(Call(job: job, request: request, sql: sql, deliver: deliver))
         }
-        guard !calls.isEmpty else {
-            onCommit()
-            return true
-        }
+        let calls = writes + reads
+        guard !calls.isEmpty else { return true }
 
-        let statements = plan(calls)
-        // enable_seqscan off: the group's statements all reach their rows through a unique index,
-        // and a plan cached while the table was nearly empty must not scan it once it is large.
-        var steps: [PGConnection.PipelineStep] = [
-            .plain("BEGIN"),
-            .plain("SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('enable_seqscan', 'off', true)"),
-        ]
+        let statements = plan(writes.map(\.request)) + reads.indices.map { Statement.single(writes.count + $0) }
+        var steps: [PGConnection.PipelineStep] = []
         steps.reserveCapacity(statements.count + 3)
-        for statement in statements {
+        // Where each statement's outcome sits in the pipeline's results.
+        var positions: [Int] = []
+        positions.reserveCapacity(statements.count)
+        for (number, statement) in statements.enumerated() {
+            if number == 0 && !writes.isEmpty {
+                // enable_seqscan off: the group's writes all reach their rows through a unique index,
+                // and a plan cached while the table was nearly empty must not scan it once it is large.
+                steps.append(.plain("BEGIN"))
+                steps.append(.plain("SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('enable_seqscan', 'off', true)"))
+            }
+            if case .single(let index) = statement, index == writes.count, !writes.isEmpty {
+                steps.append(.plain("COMMIT"))
+            }
+            positions.append(steps.count)
             switch statement {
             case .single(let index):
                 let single = StoreOperations.statement(for: calls[index].request, sql: calls[index].sql)
@@ -69,59 +81,72 @@ enum GroupCommit {
                 steps.append(.prepared(batch.prepared, batch.parameters))
             }
         }
-        steps.append(.plain("COMMIT"))
+        if !writes.isEmpty && reads.isEmpty {
+            steps.append(.plain("COMMIT"))
+        }
 
         let outcomes: [Result<PGRows, PGError>]
         do {
             outcomes = try connection.pipeline(steps)
         } catch {
             // The connection failed with the group in flight: COMMIT may or may not have happened.
-            for call in calls {
+            for call in writes {
                 call.job.fail(.unavailable("the database connection was lost during the call; it may or may not have been applied"))
+            }
+            for call in reads {
+                call.job.fail(.unavailable("the database connection was lost during the call"))
             }
             return false
         }
-        if connection.isIdle, outcomes.allSatisfy({ if case .success = $0 { true } else { false } }) {
-            onCommit()
-            var rowsByCall = Array(repeating: PGRows(columnCount: 0, values: []), count: calls.count)
-            for (position, statement) in statements.enumerated() {
-                guard case .success(let rows) = outcomes[position + 2] else { continue }
-                switch statement {
-                case .single(let index):
-                    rowsByCall[index] = rows
-                case .batch(let indices):
-                    for (part, index) in zip(rows.split(byOrdinalIn: 1, count: indices.count), indices) {
-                        rowsByCall[index] = part
-                    }
+        // Everything up to and including COMMIT must have succeeded for the writes to count.
+        let writePart = writes.isEmpty ? 0 : (reads.isEmpty ? steps.count : positions[statements.count - reads.count])
+        let committed = connection.isIdle && outcomes[..<writePart].allSatisfy { if case .success = $0 { true } else { false } }
+        guard committed else {
+            // Nothing of the group was applied. Each call gets its own chance, on a working connection.
+            if connection.isInTransaction {
+                _ = try? connection.simpleQuery("ROLLBACK")
+            }
+            for call in calls {
+                if connection.isIdle {
+                    call.job.runAlone(on: connection)
+                } else {
+                    call.job.fail(.unavailable("the database connection was lost; the call was not applied"))
                 }
             }
-            var again: [PoolJob] = []
-            for (index, call) in calls.enumerated() {
-                do throws(StepRunError) {
-                    if let result = try StoreOperations.decode(call.request, rowsByCall[index]) {
-                        call.deliver(.success(result))
-                    } else {
-                        again.append(call.job)
-                    }
-                } catch {
-                    call.deliver(.failure(error))
+            return false
+        }
+        if writes.count >= 2 { onCommit(writes.count) }
+
+        var rowsByCall: [PGRows?] = Array(repeating: nil, count: calls.count)
+        for (number, statement) in statements.enumerated() {
+            guard case .success(let rows) = outcomes[positions[number]] else { continue }
+            switch statement {
+            case .single(let index):
+                rowsByCall[index] = rows
+            case .batch(let indices):
+                for (part, index) in zip(rows.split(byOrdinalIn: 1, count: indices.count), indices) {
+                    rowsByCall[index] = part
                 }
             }
-            for job in again { job.runAlone(on: connection) }
-            return true
         }
-        // Nothing of the group was applied. Each call gets its own chance, on a working connection.
-        if connection.isInTransaction {
-            _ = try? connection.simpleQuery("ROLLBACK")
-        }
-        for call in calls {
-            if connection.isIdle {
-                call.job.runAlone(on: connection)
-            } else {
-                call.job.fail(.unavailable("the database connection was lost; the call was not applied"))
+        var again: [PoolJob] = []
+        for (index, call) in calls.enumerated() {
+            guard let rows = rowsByCall[index] else {
+                again.append(call.job)  // a read that failed after the commit
+                continue
+            }
+            do throws(StepRunError) {
+                if let result = try StoreOperations.decode(call.request, rows) {
+                    call.deliver(.success(result))
+                } else {
+                    again.append(call.job)
+                }
+            } catch {
+                call.deliver(.failure(error))
             }
         }
-        return false
+        for job in again { job.runAlone(on: connection) }
+        return true
     }
 
     private struct Call {
@@ -157,9 +182,5 @@ enum GroupCommit {
             return indices.count == 1 ? .single(indices[0]) : .batch(indices)
         }
         return batched + singles
-    }
-
-    private static func plan(_ calls: [Call]) -> [Statement] {
-        plan(calls.map(\.request))
     }
 }

@@ -269,9 +269,10 @@ final class PoolJob: Sendable, PoolWork {
         }
     }
 
-    /// Single-statement writes may share a transaction; a `transaction` call has its own BEGIN/COMMIT.
+    /// Single-statement writes may share a transaction, and reads may ride along in the same round
+    /// trip; a `transaction` call has its own BEGIN/COMMIT, and `purge_run` runs by itself.
     var isBatchable: Bool {
-        if case .store(let request, _, _) = work { return request.isTransactional }
+        if case .store(let request, _, _) = work { return request.isTransactional || request.isReadOnly }
         return false
     }
 
@@ -358,7 +359,7 @@ private struct PoolWorker {
                 if live.count == 1 {
                     live[0].runAlone(on: connection)
                 } else {
-                    GroupCommit.run(live, on: connection) { pool.recordGroupCommit(calls: live.count) }
+                    GroupCommit.run(live, on: connection) { pool.recordGroupCommit(calls: $0) }
                 }
                 if !connection.isUsable {
                     dropConnection()

@@ -190,6 +190,61 @@ struct GroupCommitTests {
         try await drop(schema, pool)
     }
 
+    @Test("reads queued with writes share their round trip, run after COMMIT and see the group's writes")
+    func readsRideAlong() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1)
+        let runID = UUID()
+        let (running, _) = try await store.beginStep(runID: runID, step: "running")
+        let calls: [(String, StoreRequest)] = [
+            ("read-statuses", .stepStatuses(runID: runID)),
+            ("claim", .beginStep(runID: runID, step: "new", input: ["n": 1], recovery: nil)),
+            ("read-new", .getStepRun(runID: runID, step: "new")),
+            ("complete", .completeStep(stepRunID: running.id, output: ["done": true])),
+            ("read-completed", .completedSteps(runID: runID)),
+            ("read-missing", .getStepRun(runID: runID, step: "never")),
+            ("read-attempts", .listAttempts(stepRunID: UUID())),
+        ]
+        let before = pool.statistics.groupCommits
+        let outcomes = try await whileBlocked(pool, waiting: calls.count) {
+            await withTaskGroup(of: (String, Result<StoreResult, StepRunError>).self) { group in
+                for (name, request) in calls {
+                    group.addTask {
+                        do { return (name, .success(try await store.perform(request, deadline: nil))) } catch let error as StepRunError {
+                            return (name, .failure(error))
+                        } catch { return (name, .failure(.internal("\(error)"))) }
+                    }
+                }
+                return await group.reduce(into: [String: Result<StoreResult, StepRunError>]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        #expect(pool.statistics.groupCommits == before + 1)
+        guard case .success(.statuses(let statuses)) = outcomes["read-statuses"],
+            case .success(.foundStepRun(let found?)) = outcomes["read-new"],
+            case .success(.steps(let completed)) = outcomes["read-completed"],
+            case .success(.foundStepRun(nil)) = outcomes["read-missing"],
+            case .failure(.notFound) = outcomes["read-attempts"],
+            case .success(.begin(let claimed, .execute)) = outcomes["claim"]
+        else {
+            Issue.record("unexpected outcomes \(outcomes)")
+            return
+        }
+        #expect(statuses == ["running": .completed, "new": .running])
+        #expect(found.id == claimed.id && found.input == ["n": 1])
+        #expect(completed == ["running"])
+
+        // A group of reads alone: one round trip, no transaction, the same answers as one by one.
+        let readOnly: [StoreRequest] = (0..<8).map { _ in .stepStatuses(runID: runID) } + [.getStepRun(runID: runID, step: "new")]
+        let answers = try await whileBlocked(pool, waiting: readOnly.count) {
+            try await withThrowingTaskGroup(of: StoreResult.self) { group in
+                for request in readOnly { group.addTask { try await store.perform(request, deadline: nil) } }
+                return try await group.reduce(into: [StoreResult]()) { $0.append($1) }
+            }
+        }
+        #expect(answers.count == readOnly.count)
+        #expect(answers.filter { $0 == .statuses(["running": .completed, "new": .running]) }.count == 8)
+        try await drop(schema, pool)
+    }
+
     @Test("group planning: distinct begin_step and complete_step keys share a statement; repeats and others run alone")
     func planning() {
         let run = UUID()
