@@ -68,6 +68,12 @@ final class DaemonProcess: @unchecked Sendable {
 
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
+    /// True once the process has ended (it stays a zombie until `wait`, so its pid is not reused).
+    var hasExited: Bool {
+        var info = siginfo_t()
+        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
+    }
+
     /// Sends SIGTERM and waits for the exit status (on a thread of its own: waitpid blocks).
     @discardableResult
     func terminate(signal: Int32 = SIGTERM) async -> Int32 {

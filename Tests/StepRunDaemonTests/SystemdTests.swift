@@ -26,20 +26,31 @@ struct SystemdTests {
 
     @Test("socket activation: steprund serves on the Unix socket and TCP port systemd passes in")
     func socketActivation() async throws {
-        let socketPath = temporaryPath("activated") + ".sock"
-        let port = freePort()
         let tokenFile = temporaryPath("token")
         try "activation-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
         chmod(tokenFile, 0o600)
-        let daemon = try DaemonProcess([
-            "/usr/bin/systemd-socket-activate", "-l", socketPath, "-l", "127.0.0.1:\(port)",
-            "-E", "STEPRUN_DATABASE_URL=\(try testDatabaseURL())", "-E", "STEPRUN_TOKEN_FILE=\(tokenFile)",
-            Binaries.steprund, "serve", "--log-level", "info",
-        ])
-        // systemd-socket-activate starts the daemon on the first connection, as systemd would.
+        // systemd-socket-activate binds both addresses itself and exits if the port was taken
+        // meanwhile (the free port is only free when picked): then try again with another.
+        var attempt = 0
+        var socketPath = ""
+        var port = 0
+        var daemon: DaemonProcess
+        repeat {
+            attempt += 1
+            socketPath = temporaryPath("activated") + ".sock"
+            port = freePort()
+            daemon = try DaemonProcess([
+                "/usr/bin/systemd-socket-activate", "-l", socketPath, "-l", "127.0.0.1:\(port)",
+                "-E", "STEPRUN_DATABASE_URL=\(try testDatabaseURL())", "-E", "STEPRUN_TOKEN_FILE=\(tokenFile)",
+                Binaries.steprund, "serve", "--log-level", "info",
+            ])
+            // systemd-socket-activate starts the daemon on the first connection, as systemd would.
+            let path = socketPath
+            let listening = daemon
+            if await eventually(timeout: .seconds(30), { unixSocketAccepts(path) || listening.hasExited }), !daemon.hasExited { break }
+        } while attempt < 3
+        #expect(unixSocketAccepts(socketPath), "after \(attempt) attempts; output: \(daemon.output)")
         let unix = StepRunClient(target: .unix(path: socketPath), configuration: .init(connectTimeout: .seconds(30)))
-        let ready = await eventually { unixSocketAccepts(socketPath) }
-        #expect(ready)
         #expect(try await unix.health(timeout: .seconds(30)).serving, "daemon output: \(daemon.output)")
         let tcp = StepRunClient(target: .tcp(host: "127.0.0.1", port: port, token: "activation-token"))
         #expect(try await tcp.health().serving)
