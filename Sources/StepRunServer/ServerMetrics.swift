@@ -25,8 +25,31 @@ final class ServerMetrics: Sendable {
     /// Counts a finished request by operation and status code and records its latency.
     func requestFinished(operation: String, code: StatusCode, duration: Duration) {
         inFlightGauge.record(inFlight.subtract(1, ordering: .relaxed).newValue)
-        Counter(label: "steprund_requests_total", dimensions: [("operation", operation), ("code", code.description)]).increment()
-        let nanoseconds = duration.inNanoseconds
-        Metrics.Timer(label: "steprund_request_duration_seconds", dimensions: [("operation", operation)]).recordNanoseconds(nanoseconds)
+        let (counter, timer) = instruments(operation: operation, code: code)
+        counter.increment()
+        timer.recordNanoseconds(duration.inNanoseconds)
     }
+
+    /// The counter and timer of one operation (and code), made once: asking the metrics backend for
+    /// them on every request cost a registry lookup under its lock each time.
+    private func instruments(operation: String, code: StatusCode) -> (Counter, Metrics.Timer) {
+        byOperation.withLock { table in
+            var entry = table[operation] ?? Instruments(
+                timer: Metrics.Timer(label: "steprund_request_duration_seconds", dimensions: [("operation", operation)]))
+            if let counter = entry.counters[code] {
+                return (counter, entry.timer)
+            }
+            let counter = Counter(label: "steprund_requests_total", dimensions: [("operation", operation), ("code", code.description)])
+            entry.counters[code] = counter
+            table[operation] = entry
+            return (counter, entry.timer)
+        }
+    }
+
+    private struct Instruments {
+        let timer: Metrics.Timer
+        var counters: [StatusCode: Counter] = [:]
+    }
+
+    private let byOperation = Mutex<[String: Instruments]>([:])
 }
