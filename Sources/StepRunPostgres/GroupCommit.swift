@@ -35,8 +35,7 @@ enum GroupCommit {
     /// `onCommit(writes)` runs once two or more writes have committed together, before any caller
     /// is answered (statistics).
     @discardableResult
-    static func run(_ unordered: [PoolJob], on connection: PGConnection, onCommit: (Int) -> Void = { _ in }) -> Bool {
-        let jobs = unordered.sorted { $0.lockOrderKey < $1.lockOrderKey }
+    static func run(_ jobs: [PoolJob], on connection: PGConnection, onCommit: (Int) -> Void = { _ in }) -> Bool {
         var writes: [Call] = []
         var reads: [Call] = []
         writes.reserveCapacity(jobs.count)
@@ -46,44 +45,50 @@ enum GroupCommit {
             }
             if let answer = StoreOperations.answerWithoutSQL(request) {
                 deliver(.success(answer))
-            } else if request.isReadOnly {
-                reads.append(Call(job: job, request: request, sql: sql, deliver: deliver))
-            } else {
-                writes.append(Call(job: job, request: request, sql: sql, deliver: deliver))
+                continue
             }
+            let call = Call(job: job, request: request, sql: sql, deliver: deliver, key: StoreOperations.lockKey(request))
+            if request.isReadOnly { reads.append(call) } else { writes.append(call) }
         }
+        writes.sort { $0.key < $1.key }
         let calls = writes + reads
         guard !calls.isEmpty else { return true }
 
-        let statements = plan(writes.map(\.request)) + reads.indices.map { Statement.single(writes.count + $0) }
+        func step(_ statement: Statement) -> PGConnection.PipelineStep {
+            switch statement {
+            case .single(let index):
+                let single = StoreOperations.statement(for: calls[index].request, sql: calls[index].sql)
+                return .prepared(single.prepared, single.parameters)
+            case .batch(let indices):
+                let batch = StoreOperations.batchStatement(for: indices.map { calls[$0].request }, sql: calls[indices[0]].sql)
+                return .prepared(batch.prepared, batch.parameters)
+            }
+        }
+        let writeStatements = plan(writes.map { ($0.request, $0.key) })
+        let statements = writeStatements + reads.indices.map { Statement.single(writes.count + $0) }
         var steps: [PGConnection.PipelineStep] = []
         steps.reserveCapacity(statements.count + 3)
         // Where each statement's outcome sits in the pipeline's results.
         var positions: [Int] = []
         positions.reserveCapacity(statements.count)
+        if !writes.isEmpty {
+            // enable_seqscan off: the group's writes all reach their rows through a unique index,
+            // and a plan cached while the table was nearly empty must not scan it once it is large.
+            steps.append(.plain("BEGIN"))
+            steps.append(.plain("SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('enable_seqscan', 'off', true)"))
+        }
         for (number, statement) in statements.enumerated() {
-            if number == 0 && !writes.isEmpty {
-                // enable_seqscan off: the group's writes all reach their rows through a unique index,
-                // and a plan cached while the table was nearly empty must not scan it once it is large.
-                steps.append(.plain("BEGIN"))
-                steps.append(.plain("SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('enable_seqscan', 'off', true)"))
-            }
-            if case .single(let index) = statement, index == writes.count, !writes.isEmpty {
+            if number == writeStatements.count && !writes.isEmpty {
                 steps.append(.plain("COMMIT"))
             }
             positions.append(steps.count)
-            switch statement {
-            case .single(let index):
-                let single = StoreOperations.statement(for: calls[index].request, sql: calls[index].sql)
-                steps.append(.prepared(single.prepared, single.parameters))
-            case .batch(let indices):
-                let batch = StoreOperations.batchStatement(for: indices.map { calls[$0].request }, sql: calls[indices[0]].sql)
-                steps.append(.prepared(batch.prepared, batch.parameters))
-            }
+            steps.append(step(statement))
         }
-        if !writes.isEmpty && reads.isEmpty {
+        if reads.isEmpty && !writes.isEmpty {
             steps.append(.plain("COMMIT"))
         }
+        // Everything up to and including COMMIT must succeed for the writes to count.
+        let writePart = reads.isEmpty ? steps.count : positions[writeStatements.count]
 
         let outcomes: [Result<PGRows, PGError>]
         do {
@@ -98,8 +103,6 @@ enum GroupCommit {
             }
             return false
         }
-        // Everything up to and including COMMIT must have succeeded for the writes to count.
-        let writePart = writes.isEmpty ? 0 : (reads.isEmpty ? steps.count : positions[statements.count - reads.count])
         let committed = connection.isIdle && outcomes[..<writePart].allSatisfy { if case .success = $0 { true } else { false } }
         guard committed else {
             // Nothing of the group was applied. Each call gets its own chance, on a working connection.
@@ -154,6 +157,8 @@ enum GroupCommit {
         var request: StoreRequest
         var sql: StepRunSQL
         var deliver: @Sendable (Result<StoreResult, StepRunError>) -> Void
+        /// `StoreOperations.lockKey`, computed once.
+        var key: String
     }
 
     /// One statement of the group: a call by itself, or several calls of one kind in one statement.
@@ -162,15 +167,16 @@ enum GroupCommit {
         case batch([Int])
     }
 
-    /// Splits a group into statements. Batchable calls with distinct keys share one statement per
-    /// kind (two or more of them; one runs by itself); a repeated key runs by itself, after the batch.
-    static func plan(_ requests: [StoreRequest]) -> [Statement] {
+    /// Splits a group's writes (with their lock keys) into statements. Calls of one batch kind with
+    /// distinct keys share one statement per kind (two or more of them; one runs by itself); a
+    /// repeated key runs by itself, after the batch.
+    static func plan(_ writes: [(request: StoreRequest, key: String)]) -> [Statement] {
         var batches: [Int: [Int]] = [:]
         var kinds: [Int] = []
-        var seen: Set<String> = []
+        var seen: [Int: Set<String>] = [:]
         var singles: [Statement] = []
-        for (index, request) in requests.enumerated() {
-            if let (kind, key) = StoreOperations.batchKey(request), seen.insert("\(kind):\(key)").inserted {
+        for (index, write) in writes.enumerated() {
+            if let kind = StoreOperations.batchKind(write.request), seen[kind, default: []].insert(write.key).inserted {
                 if batches[kind] == nil { kinds.append(kind) }
                 batches[kind, default: []].append(index)
             } else {
@@ -178,7 +184,7 @@ enum GroupCommit {
             }
         }
         let batched: [Statement] = kinds.map { kind in
-            let indices = batches[kind]!
+            let indices = batches[kind, default: []]
             return indices.count == 1 ? .single(indices[0]) : .batch(indices)
         }
         return batched + singles

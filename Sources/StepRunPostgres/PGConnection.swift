@@ -125,20 +125,30 @@ final class PGConnection {
     /// Runs a prepared statement with text parameters, preparing it on first use on this connection.
     func execute(_ statement: PreparedStatement, _ parameters: [String?]) throws(PGError) -> PGRows {
         let handle = try liveHandle()
-        if !prepared.contains(statement.name) {
-            let result = PQprepare(handle, statement.name, statement.sql, 0, nil)
-            defer { PQclear(result) }
-            _ = try rows(of: result)
-            prepared.insert(statement.name)
-        }
-        let copies = parameters.map { $0.map { strdup($0) } ?? nil }
-        defer { copies.forEach { free($0) } }
-        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
-        let result = pointers.withUnsafeBufferPointer { buffer in
-            PQexecPrepared(handle, statement.name, Int32(parameters.count), buffer.baseAddress, nil, nil, 0)
+        try prepareIfNeeded(statement, on: handle)
+        let result = Self.withParameters(parameters) { values in
+            PQexecPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
         }
         defer { PQclear(result) }
         return try rows(of: result)
+    }
+
+    private func prepareIfNeeded(_ statement: PreparedStatement, on handle: OpaquePointer) throws(PGError) {
+        guard !prepared.contains(statement.name) else { return }
+        let result = PQprepare(handle, statement.name, statement.sql, 0, nil)
+        defer { PQclear(result) }
+        _ = try rows(of: result)
+        prepared.insert(statement.name)
+    }
+
+    /// Calls `body` with the parameters as the C strings libpq takes (NULL for SQL NULL), freed after.
+    private static func withParameters<Result>(
+        _ parameters: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> Result
+    ) -> Result {
+        let copies = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { copies.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     /// One statement of a pipeline: a prepared statement with its parameters, or parameterless SQL
@@ -152,15 +162,12 @@ final class PGConnection {
     /// returns each step's outcome in order.
     ///
     /// After the first failing step Postgres skips the rest up to the Sync; those come back as
-    /// `.failure` with `skipped` set. Throws only when the connection itself fails (the pipeline's
+    /// failures saying they were skipped. Throws only when the connection itself fails (the pipeline's
     /// fate is then unknown and the connection is closed).
     func pipeline(_ steps: [PipelineStep]) throws(PGError) -> [Result<PGRows, PGError>] {
         let handle = try liveHandle()
-        for case .prepared(let statement, _) in steps where !prepared.contains(statement.name) {
-            let result = PQprepare(handle, statement.name, statement.sql, 0, nil)
-            defer { PQclear(result) }
-            _ = try rows(of: result)
-            prepared.insert(statement.name)
+        for case .prepared(let statement, _) in steps {
+            try prepareIfNeeded(statement, on: handle)
         }
         guard PQenterPipelineMode(handle) == 1 else { throw failure("cannot enter pipeline mode") }
         // Sending could block while Postgres blocks writing results we are not yet reading (large
@@ -172,11 +179,8 @@ final class PGConnection {
             case .plain(let sql):
                 sent = PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0) == 1
             case .prepared(let statement, let parameters):
-                let copies = parameters.map { $0.map { strdup($0) } ?? nil }
-                defer { copies.forEach { free($0) } }
-                let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
-                sent = pointers.withUnsafeBufferPointer { buffer in
-                    PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), buffer.baseAddress, nil, nil, 0) == 1
+                sent = Self.withParameters(parameters) { values in
+                    PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0) == 1
                 }
             }
         }

@@ -295,24 +295,6 @@ final class PoolJob: Sendable, PoolWork {
             deliver(outcome)
         }
     }
-
-    /// Orders a group's calls so that groups tend to take row locks in the same order.
-    var lockOrderKey: String {
-        guard case .store(let request, _, _) = work else { return "" }
-        switch request {
-        case .beginStep(let runID, let step, _, _), .scheduleStep(let runID, let step, _, _):
-            return runID.pgText + "/" + step
-        case .scheduleSteps(let runID, _), .deletePendingSteps(let runID, _):
-            return runID.pgText
-        case .completeStep(let id, _), .completeManualStep(let id, _, _), .failStep(let id, _),
-            .persistPauseResume(let id, _, _), .persistApprovalResume(let id, _, _, _), .recordFailureRecovery(let id, _, _),
-            .updateRecovery(let id, _), .beginAttempt(let id), .completeAttempt(let id), .failAttempt(let id, _),
-            .recordAttempt(let id, _, _, _):
-            return id.pgText
-        default:
-            return ""
-        }
-    }
 }
 
 /// The loop one pool thread runs: take a job, make sure the connection is alive, run it.

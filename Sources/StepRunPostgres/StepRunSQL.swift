@@ -97,19 +97,29 @@ final class StepRunSQL: Sendable {
                 """)
         }
 
+        // The claim rule of begin_step (single and batched): a pending or failed step is claimed
+        // (a failed one with the new input and recovery); a running or completed one is left alone.
+        let claimOnConflict = """
+            ON CONFLICT (run_id, step) DO UPDATE SET
+                status = 'running',
+                input = CASE WHEN s.status = 'failed' THEN excluded.input ELSE s.input END,
+                recovery = CASE WHEN s.status = 'failed' THEN excluded.recovery ELSE s.recovery END,
+                output = NULL, resume = NULL, last_error = NULL,
+                updated_at = clock_timestamp()
+            WHERE s.status IN ('pending', 'failed')
+            RETURNING \(Self.stepRunColumns("s"))
+            """
+        /// complete_step's change (single and batched), given the expression for the output.
+        func completion(output: String) -> String {
+            "status = 'completed', output = \(output), completed_at = clock_timestamp(), manual = NULL, resume = NULL, last_error = NULL"
+        }
+
         // $1 id, $2 run_id, $3 step, $4 input, $5 recovery
         beginStep = statement("begin_step", """
             WITH claimed AS (
                 INSERT INTO \(runs) AS s (id, run_id, step, status, input, recovery, inserted_at, updated_at)
                 VALUES ($1, $2, $3, 'running', $4, $5, clock_timestamp(), clock_timestamp())
-                ON CONFLICT (run_id, step) DO UPDATE SET
-                    status = 'running',
-                    input = CASE WHEN s.status = 'failed' THEN excluded.input ELSE s.input END,
-                    recovery = CASE WHEN s.status = 'failed' THEN excluded.recovery ELSE s.recovery END,
-                    output = NULL, resume = NULL, last_error = NULL,
-                    updated_at = clock_timestamp()
-                WHERE s.status IN ('pending', 'failed')
-                RETURNING \(Self.stepRunColumns("s"))
+                \(claimOnConflict)
             )
             SELECT 'execute', * FROM claimed
             UNION ALL
@@ -129,14 +139,7 @@ final class StepRunSQL: Sendable {
             ), claimed AS (
                 INSERT INTO \(runs) AS s (id, run_id, step, status, input, recovery, inserted_at, updated_at)
                 SELECT id, run_id, step, 'running', input, recovery, clock_timestamp(), clock_timestamp() FROM e ORDER BY ord
-                ON CONFLICT (run_id, step) DO UPDATE SET
-                    status = 'running',
-                    input = CASE WHEN s.status = 'failed' THEN excluded.input ELSE s.input END,
-                    recovery = CASE WHEN s.status = 'failed' THEN excluded.recovery ELSE s.recovery END,
-                    output = NULL, resume = NULL, last_error = NULL,
-                    updated_at = clock_timestamp()
-                WHERE s.status IN ('pending', 'failed')
-                RETURNING \(Self.stepRunColumns("s"))
+                \(claimOnConflict)
             )
             SELECT 'execute', e.ord, claimed.* FROM claimed JOIN e ON e.run_id = claimed.run_id AND e.step = claimed.step
             UNION ALL
@@ -148,8 +151,8 @@ final class StepRunSQL: Sendable {
         // $1 ids, $2 outputs (array literals)
         completeSteps = statement("complete_steps", """
             WITH updated AS (
-                UPDATE \(runs) s SET status = 'completed', output = ($2::jsonb[])[array_position($1::uuid[], s.id)],
-                    completed_at = clock_timestamp(), manual = NULL, resume = NULL, last_error = NULL, updated_at = clock_timestamp()
+                UPDATE \(runs) s SET \(completion(output: "($2::jsonb[])[array_position($1::uuid[], s.id)]")),
+                    updated_at = clock_timestamp()
                 WHERE s.id = ANY($1::uuid[]) AND s.status = 'running'
                 RETURNING array_position($1::uuid[], s.id) AS ord, \(Self.stepRunColumns("s"))
             )
@@ -186,9 +189,7 @@ final class StepRunSQL: Sendable {
             )
             SELECT count(*) FROM deleted
             """)
-        completeStep = fenced("complete_step", fence: "running", set: """
-            status = 'completed', output = $2, completed_at = clock_timestamp(), manual = NULL, resume = NULL, last_error = NULL
-            """)
+        completeStep = fenced("complete_step", fence: "running", set: completion(output: "$2"))
         completeManualStep = fenced("complete_manual_step", fence: "running", set: """
             status = 'completed', output = $2, manual = $3, completed_at = clock_timestamp(), last_error = NULL
             """)

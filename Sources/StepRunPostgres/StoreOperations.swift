@@ -97,19 +97,37 @@ struct StoreOperations {
         }
     }
 
-    /// Which calls of a group can share one multi-row statement: a key per call, or nil. Calls with
-    /// equal kinds and distinct keys go into one `batchStatement`.
+    /// The row a write locks first, as text: groups apply their writes in this order, so two groups
+    /// tend to take row locks in the same order. Also the key a multi-row statement needs distinct.
+    static func lockKey(_ request: StoreRequest) -> String {
+        switch request {
+        case .beginStep(let runID, let step, _, _), .scheduleStep(let runID, let step, _, _):
+            runID.pgText + "/" + step
+        case .scheduleSteps(let runID, _), .deletePendingSteps(let runID, _):
+            runID.pgText
+        case .completeStep(let id, _), .completeManualStep(let id, _, _), .failStep(let id, _),
+            .persistPauseResume(let id, _, _), .persistApprovalResume(let id, _, _, _), .recordFailureRecovery(let id, _, _),
+            .updateRecovery(let id, _), .beginAttempt(let id), .completeAttempt(let id), .failAttempt(let id, _),
+            .recordAttempt(let id, _, _, _):
+            id.pgText
+        default:
+            ""
+        }
+    }
+
+    /// Which multi-row statement a call can join (`batchStatement`), or nil. Calls of one kind
+    /// with distinct `lockKey`s share one statement.
     ///
     /// Calls carrying large payloads run as statements of their own (still in the group's pipeline
     /// and transaction): Postgres parses an array literal character by character, which beyond a
     /// few KiB costs more than the separate statement it saves.
-    static func batchKey(_ request: StoreRequest) -> (kind: Int, key: String)? {
+    static func batchKind(_ request: StoreRequest) -> Int? {
         switch request {
-        case .beginStep(let runID, let step, let input, let recovery)
+        case .beginStep(_, _, let input, let recovery)
         where input.text.utf8.count + (recovery?.text.utf8.count ?? 0) <= maxBatchedPayloadBytes:
-            (0, runID.pgText + "/" + step)
-        case .completeStep(let id, let output) where output.text.utf8.count <= maxBatchedPayloadBytes:
-            (1, id.pgText)
+            0
+        case .completeStep(_, let output) where output.text.utf8.count <= maxBatchedPayloadBytes:
+            1
         default: nil
         }
     }

@@ -36,8 +36,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         /// The status code the client was answered with (the deadline may answer before the store does).
         var code: StatusCode = .ok
         var timer: Scheduled<Void>
-        /// Frees the caller's place if it is still waiting for a database connection.
-        var cancel: StoreCallHandle
+        /// Frees the caller's place if it is still waiting for a database connection (set once started).
+        var cancel: StoreCallHandle?
         /// Set once the client has been answered (by the result or by the deadline).
         var answered = false
     }
@@ -94,7 +94,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             request.timer.cancel()
             // Frees the caller's place if it is still waiting for a database connection; work that
             // has started is not interrupted, so a write either commits or does not, never halfway.
-            request.cancel.cancel()
+            request.cancel?.cancel()
         }
         inFlight.removeAll()
         backlog.removeAll()
@@ -233,7 +233,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         server.metrics.requestStarted()
         // Registered before the work starts: a store may complete at once, on this thread.
-        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, timer: timer, cancel: StoreCallHandle {})
+        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, timer: timer)
         let handler = NIOLoopBound(self, eventLoop: loop)
         let cancel = work(server, deadline) { outcome in
             if loop.inEventLoop {

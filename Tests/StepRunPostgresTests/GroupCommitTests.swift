@@ -37,6 +37,20 @@ struct GroupCommitTests {
         return try await result
     }
 
+    /// Performs the named calls concurrently; each name's outcome.
+    private func performAll(_ store: StepRunRepository, _ calls: [(String, StoreRequest)]) async -> [String: Result<StoreResult, StepRunError>] {
+        await withTaskGroup(of: (String, Result<StoreResult, StepRunError>).self) { group in
+            for (name, request) in calls {
+                group.addTask {
+                    do { return (name, .success(try await store.perform(request, deadline: nil))) } catch let error as StepRunError {
+                        return (name, .failure(error))
+                    } catch { return (name, .failure(.internal("\(error)"))) }
+                }
+            }
+            return await group.reduce(into: [String: Result<StoreResult, StepRunError>]()) { $0[$1.0] = $1.1 }
+        }
+    }
+
     private func poll(_ condition: () -> Bool) async -> Bool {
         for _ in 0..<500 {
             if condition() { return true }
@@ -53,25 +67,14 @@ struct GroupCommitTests {
         try await store.completeStep(stepRunID: done.id, output: ["kept": true])
         let before = pool.statistics.groupCommits
 
-        let outcomes = try await whileBlocked(pool, waiting: 5) {
-            await withTaskGroup(of: (String, Result<StoreResult, StepRunError>).self) { group in
-                let calls: [(String, StoreRequest)] = [
-                    ("new-a", .beginStep(runID: runID, step: "a", input: .empty, recovery: nil)),
-                    ("new-b", .scheduleStep(runID: runID, step: "b", input: .empty, recovery: nil)),
-                    ("stale", .completeStep(stepRunID: done.id, output: ["late": true])),
-                    ("missing", .failStep(stepRunID: UUID(), error: [:])),
-                    ("dup-done", .beginStep(runID: runID, step: "done", input: .empty, recovery: nil)),
-                ]
-                for (name, request) in calls {
-                    group.addTask {
-                        do { return (name, .success(try await store.perform(request, deadline: nil))) } catch let error as StepRunError {
-                            return (name, .failure(error))
-                        } catch { return (name, .failure(.internal("\(error)"))) }
-                    }
-                }
-                return await group.reduce(into: [String: Result<StoreResult, StepRunError>]()) { $0[$1.0] = $1.1 }
-            }
-        }
+        let calls: [(String, StoreRequest)] = [
+            ("new-a", .beginStep(runID: runID, step: "a", input: .empty, recovery: nil)),
+            ("new-b", .scheduleStep(runID: runID, step: "b", input: .empty, recovery: nil)),
+            ("stale", .completeStep(stepRunID: done.id, output: ["late": true])),
+            ("missing", .failStep(stepRunID: UUID(), error: [:])),
+            ("dup-done", .beginStep(runID: runID, step: "done", input: .empty, recovery: nil)),
+        ]
+        let outcomes = try await whileBlocked(pool, waiting: calls.count) { await performAll(store, calls) }
         #expect(pool.statistics.groupCommits > before)
         guard case .success(.begin(_, .execute)) = outcomes["new-a"], case .success(.schedule(_, .schedule)) = outcomes["new-b"],
             case .failure(.staleStepRun(.completed)) = outcomes["stale"], case .failure(.notFound) = outcomes["missing"],
@@ -116,18 +119,7 @@ struct GroupCommitTests {
             ("stale", .completeStep(stepRunID: done.id, output: ["late": true])),
             ("missing", .completeStep(stepRunID: missing, output: .empty)),
         ]
-        let outcomes = try await whileBlocked(pool, waiting: calls.count) {
-            await withTaskGroup(of: (String, Result<StoreResult, StepRunError>).self) { group in
-                for (name, request) in calls {
-                    group.addTask {
-                        do { return (name, .success(try await store.perform(request, deadline: nil))) } catch let error as StepRunError {
-                            return (name, .failure(error))
-                        } catch { return (name, .failure(.internal("\(error)"))) }
-                    }
-                }
-                return await group.reduce(into: [String: Result<StoreResult, StepRunError>]()) { $0[$1.0] = $1.1 }
-            }
-        }
+        let outcomes = try await whileBlocked(pool, waiting: calls.count) { await performAll(store, calls) }
         #expect(pool.statistics.groupCommittedCalls - before == calls.count, "all calls should have formed one group")
 
         func begin(_ name: String) -> (StepRun, BeginDecision)? {
@@ -205,18 +197,7 @@ struct GroupCommitTests {
             ("read-attempts", .listAttempts(stepRunID: UUID())),
         ]
         let before = pool.statistics.groupCommits
-        let outcomes = try await whileBlocked(pool, waiting: calls.count) {
-            await withTaskGroup(of: (String, Result<StoreResult, StepRunError>).self) { group in
-                for (name, request) in calls {
-                    group.addTask {
-                        do { return (name, .success(try await store.perform(request, deadline: nil))) } catch let error as StepRunError {
-                            return (name, .failure(error))
-                        } catch { return (name, .failure(.internal("\(error)"))) }
-                    }
-                }
-                return await group.reduce(into: [String: Result<StoreResult, StepRunError>]()) { $0[$1.0] = $1.1 }
-            }
-        }
+        let outcomes = try await whileBlocked(pool, waiting: calls.count) { await performAll(store, calls) }
         #expect(pool.statistics.groupCommits == before + 1)
         guard case .success(.statuses(let statuses)) = outcomes["read-statuses"],
             case .success(.foundStepRun(let found?)) = outcomes["read-new"],
@@ -258,8 +239,11 @@ struct GroupCommitTests {
             .completeStep(stepRunID: UUID(), output: .empty),
             .scheduleStep(runID: run, step: "c", input: .empty, recovery: nil),
         ]
-        #expect(GroupCommit.plan(requests) == [.batch([0, 2]), .batch([1, 5]), .single(3), .single(4), .single(6)])
-        #expect(GroupCommit.plan([requests[0], requests[4]]) == [.single(0), .single(1)])
+        func plan(_ requests: [StoreRequest]) -> [GroupCommit.Statement] {
+            GroupCommit.plan(requests.map { ($0, StoreOperations.lockKey($0)) })
+        }
+        #expect(plan(requests) == [.batch([0, 2]), .batch([1, 5]), .single(3), .single(4), .single(6)])
+        #expect(plan([requests[0], requests[4]]) == [.single(0), .single(1)])
     }
 
     @Test("a call that fails unexpectedly inside a group fails alone; the others are applied")
