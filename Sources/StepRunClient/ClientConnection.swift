@@ -23,7 +23,7 @@ final class ClientConnection: Sendable {
 
     /// Connects and performs the Hello; throws `StepRunError` (`.unavailable` if nothing listens).
     static func connect(
-        to target: StepRunClient.Target, configuration: StepRunClient.Configuration, group: any EventLoopGroup
+        to target: StepRunClient.Target, configuration: StepRunClient.Configuration, eventLoop: any EventLoop
     ) async throws -> ClientConnection {
         let tls: (context: NIOSSLContext, hostname: String?)?
         if case .tcp(let host, _, _) = target, let configuration = configuration.tls {
@@ -36,7 +36,7 @@ final class ClientConnection: Sendable {
         } else {
             tls = nil
         }
-        let bootstrap = ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -105,8 +105,13 @@ final class ClientConnection: Sendable {
         let frame = RequestFrame(id: id, timeoutMs: timeoutMs, call: call)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                channel.eventLoop.execute {
+                // A task running on the loop (see `EventLoopTaskExecutor`) sends without a hop.
+                if channel.eventLoop.inEventLoop {
                     handler.value.send(frame, deadline: deadline, continuation: continuation)
+                } else {
+                    channel.eventLoop.execute {
+                        handler.value.send(frame, deadline: deadline, continuation: continuation)
+                    }
                 }
                 // Cancelled before this point, the handler below ran first and found nothing to
                 // cancel; this second request runs after the send on the same loop.

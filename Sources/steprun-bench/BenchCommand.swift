@@ -33,6 +33,11 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Client connections to the daemon, shared by the clients (default: one per client).")
     var connections: Int?
 
+    @Option(
+        name: .customLong("client-tasks"),
+        help: "Where the daemon clients' tasks run: event-loop (on their connection's loop, no thread hop per call) or pool (the Swift concurrency pool).")
+    var clientTasks = ClientTasks.eventLoop
+
     @Option(help: "Seconds measured per run.")
     var duration: Double = 10
 
@@ -149,8 +154,8 @@ struct BenchCommand: AsyncParsableCommand {
         case .daemon(_, let clientTarget):
             connectionCount = min(connections ?? clients, clients)
             tally = try await DaemonDriver.run(
-                plan: workload, clients: clients, connections: connectionCount, target: clientTarget, timing: timing,
-                sampler: sampler)
+                plan: workload, clients: clients, connections: connectionCount, target: clientTarget, tasks: clientTasks,
+                timing: timing, sampler: sampler)
         }
         if let violation = workload.contentionViolation() {
             tally.errors += 1

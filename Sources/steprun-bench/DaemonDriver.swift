@@ -1,12 +1,22 @@
+import ArgumentParser
 import StepRunClient
 import StepRunCore
+
+/// Where the daemon clients' tasks run.
+enum ClientTasks: String, ExpressibleByArgument, Sendable {
+    /// On the event loop of the client's connection (`StepRunClient.taskExecutor`): a call is
+    /// written and its answer resumed on one thread.
+    case eventLoop = "event-loop"
+    /// On the Swift concurrency pool: every call hops to the event loop and back.
+    case pool
+}
 
 /// Runs a workload against steprund: `clients` concurrent tasks sharing `connections` client
 /// connections (client `i` uses connection `i % connections`), as worker processes would.
 enum DaemonDriver {
     static func run(
-        plan: WorkloadPlan, clients: Int, connections: Int, target: StepRunClient.Target, timing: Timing,
-        sampler: SystemSampler
+        plan: WorkloadPlan, clients: Int, connections: Int, target: StepRunClient.Target, tasks: ClientTasks,
+        timing: Timing, sampler: SystemSampler
     ) async throws -> WorkerTally {
         let pool = (0..<connections).map { _ in
             StepRunClient(target: target, configuration: .init(clientName: "steprun-bench"))
@@ -22,8 +32,12 @@ enum DaemonDriver {
         let tally = await withTaskGroup(of: WorkerTally.self) { group in
             for index in 0..<clients {
                 let client = pool[index % connections]
-                group.addTask {
+                let body: @Sendable () async -> WorkerTally = {
                     await clientLoop(plan: plan, index: index, window: window, timeout: timing.callTimeout, client: client)
+                }
+                switch tasks {
+                case .eventLoop: group.addTask(executorPreference: client.taskExecutor, operation: body)
+                case .pool: group.addTask(operation: body)
                 }
             }
             var total = WorkerTally()

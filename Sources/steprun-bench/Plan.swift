@@ -79,7 +79,8 @@ extension BenchCommand {
         let header = """
             steprun-bench: \(scenarios.map(\.rawValue).joined(separator: ",")) | targets \(runTargets.map { $0.transport.map { "daemon/\($0)" } ?? "postgres" }.joined(separator: ",")) \
             | clients \(clientCounts.map(String.init).joined(separator: ",")) | payload \(payloads.map(Summary.bytes).joined(separator: ",")) \
-            | \(Summary.format(warmup, 1)) s warm-up + \(Summary.format(duration, 1)) s per run | \(ProcessInfo.processInfo.activeProcessorCount) CPUs
+            | \(Summary.format(warmup, 1)) s warm-up + \(Summary.format(duration, 1)) s per run | client tasks on \(clientTasks.rawValue) \
+            | \(ProcessInfo.processInfo.activeProcessorCount) CPUs
             """
         return Plan(
             scenarios: scenarios, runTargets: runTargets, clientCounts: clientCounts, payloads: payloads,
