@@ -133,6 +133,54 @@ final class PGConnection {
         return try rows(of: result)
     }
 
+    /// True when `statement` has been prepared on this connection.
+    func isPrepared(_ statement: PreparedStatement) -> Bool {
+        prepared.contains(statement.name)
+    }
+
+    /// Sends an already prepared statement without waiting for its result; collect the result with
+    /// `awaitResult(within:)` and, if that runs out of time, `finishResult()`. False if sending failed.
+    func send(_ statement: PreparedStatement, _ parameters: [String?]) -> Bool {
+        guard let handle, PQstatus(handle) == CONNECTION_OK, prepared.contains(statement.name) else { return false }
+        // Blocking mode: a statement this small fits the socket buffer of a connection with nothing in flight.
+        return Self.withParameters(parameters) { values in
+            PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0) == 1
+        }
+    }
+
+    /// Waits at most `limit` for the result of the statement `send` started: nil when it has not
+    /// arrived by then (it is still in flight: call `finishResult()`), else its rows or its error.
+    func awaitResult(within limit: Duration) -> Result<PGRows, PGError>? {
+        guard let handle else { return .failure(PGError(sqlState: nil, message: "connection is closed", connectionLost: true)) }
+        let end = ContinuousClock.now.advanced(by: limit)
+        while true {
+            guard PQconsumeInput(handle) == 1 else { return .failure(failure("reading a result failed")) }
+            if PQisBusy(handle) == 0 { return collectResult(handle) }
+            let remaining = end - .now
+            guard remaining > .zero else { return nil }
+            guard steprun_wait_readable(PQsocket(handle), remaining.inNanoseconds) >= 0 || errno == EINTR else {
+                return .failure(failure("waiting for a result failed"))
+            }
+        }
+    }
+
+    /// Waits (blocking) for the result of the statement `send` started.
+    func finishResult() -> Result<PGRows, PGError> {
+        guard let handle else { return .failure(PGError(sqlState: nil, message: "connection is closed", connectionLost: true)) }
+        return collectResult(handle)
+    }
+
+    /// Reads one statement's result and the null result that ends it.
+    private func collectResult(_ handle: OpaquePointer) -> Result<PGRows, PGError> {
+        let result = PQgetResult(handle)
+        let rows = Result { () throws(PGError) in try self.rows(of: result) }
+        PQclear(result)
+        if let current = self.handle, current == handle {
+            while let extra = PQgetResult(current) { PQclear(extra) }
+        }
+        return rows
+    }
+
     private func prepareIfNeeded(_ statement: PreparedStatement, on handle: OpaquePointer) throws(PGError) {
         guard !prepared.contains(statement.name) else { return }
         let result = PQprepare(handle, statement.name, statement.sql, 0, nil)

@@ -132,6 +132,30 @@ struct PoolStateMachine<Job: PoolWork> {
         return .wait
     }
 
+    /// Lends an idle worker's connection to the caller's own thread, but only when the pool is
+    /// quiet: no worker busy and nothing queued. The worker stays asleep and counts as busy until
+    /// `giveBack(worker:)` or `handOff(_:to:)`.
+    mutating func lendIdleWorker() -> Int? {
+        guard !isShuttingDown, busy.isEmpty, queuedCount == 0, let worker = idleWorkers.popLast() else { return nil }
+        busy.insert(worker)
+        return worker
+    }
+
+    /// The borrower is done with the worker's connection. True when the worker must be woken: work
+    /// was queued meanwhile (its `next` takes it) or the pool is shutting down (its `next` says exit).
+    mutating func giveBack(worker: Int) -> Bool {
+        if queuedCount > 0 || isShuttingDown { return true }
+        busy.remove(worker)
+        idleWorkers.append(worker)
+        return false
+    }
+
+    /// The borrower leaves unfinished work to the lent worker, which must then be woken: the job is
+    /// in its mailbox, ahead of anything queued.
+    mutating func handOff(_ job: Job, to worker: Int) {
+        mailboxes[worker] = job
+    }
+
     /// Removes a job still waiting in the queue (deadline passed or caller cancelled).
     mutating func remove(id: UInt64) -> Job? {
         guard queuedCount > 0 else { return nil }

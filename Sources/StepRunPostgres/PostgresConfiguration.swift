@@ -23,14 +23,20 @@ public struct PostgresConfiguration: Sendable {
     /// Most write calls committed together in one transaction when they queue up (group commit);
     /// 1 turns it off. Batches form only from calls already waiting, so a lone call never waits.
     public var maxGroupCommit: Int
+    /// How long a read may run on the thread that submitted it (the server's event loop) when the
+    /// pool is quiet — no call running or waiting — before it is handed to the connection's own
+    /// thread; `.zero` turns this off. Saves the two thread hops a quiet read otherwise makes.
+    public var inlineReadWait: Duration
 
     public init(
         connectionString: String, schema: String = "steprun", poolSize: Int = 8, maxWaitQueue: Int = 4096,
         statementTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5),
         defaultTimeout: Duration = .seconds(30), initialReconnectBackoff: Duration = .milliseconds(50),
-        maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund", maxGroupCommit: Int = 64
+        maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund", maxGroupCommit: Int = 64,
+        inlineReadWait: Duration = .microseconds(200)
     ) {
         self.maxGroupCommit = maxGroupCommit
+        self.inlineReadWait = inlineReadWait
         self.connectionString = connectionString
         self.schema = schema
         self.poolSize = poolSize

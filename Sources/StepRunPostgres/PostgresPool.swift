@@ -20,6 +20,10 @@ public struct PoolStatistics: Sendable, Hashable {
     public var groupCommits: Int
     /// Write calls answered through those group commits.
     public var groupCommittedCalls: Int
+    /// Reads run on the caller's thread because the pool was quiet (`inlineReadWait`).
+    public var inlineReads: Int
+    /// Of those, reads whose answer took longer than `inlineReadWait` and which a worker finished.
+    public var inlineReadHandoffs: Int
 }
 
 /// A fixed set of libpq connections, each owned by its own thread.
@@ -36,6 +40,8 @@ public final class PostgresPool: Sendable {
     let logger: Logger
     private let state: Mutex<PoolStateMachine<PoolJob>>
     private let wakeups: [DispatchSemaphore]
+    /// Each worker's connection; used by the worker, or by a caller it is lent to (`runInline`).
+    fileprivate let slots: [ConnectionSlot]
     private let exited = DispatchGroup()
     private let nextJobID = Atomic<UInt64>(1)
     private let connectedCount = Atomic<Int>(0)
@@ -43,6 +49,8 @@ public final class PostgresPool: Sendable {
     private let connectGeneration = Atomic<UInt64>(0)
     private let groupCommits = Atomic<Int>(0)
     private let groupCommittedCalls = Atomic<Int>(0)
+    private let inlineReads = Atomic<Int>(0)
+    private let inlineReadHandoffs = Atomic<Int>(0)
     /// Fires at the earliest deadline of the queued calls (armed under the state lock). Dispatch
     /// sources may be scheduled and cancelled from any thread; the type is just not marked Sendable.
     private nonisolated(unsafe) let expiryTimer: any DispatchSourceTimer
@@ -56,6 +64,7 @@ public final class PostgresPool: Sendable {
                 workerCount: configuration.poolSize, maxWaitQueue: configuration.maxWaitQueue,
                 maxBatch: configuration.maxGroupCommit))
         self.wakeups = (0..<configuration.poolSize).map { _ in DispatchSemaphore(value: 0) }
+        self.slots = (0..<configuration.poolSize).map { _ in ConnectionSlot() }
         self.expiryTimer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "steprun.pool.expiry"))
         expiryTimer.setEventHandler { [weak self] in self?.expireWaitingCalls() }
         expiryTimer.activate()
@@ -78,7 +87,9 @@ public final class PostgresPool: Sendable {
         return PoolStatistics(
             size: configuration.poolSize, busy: busy, idle: idle, waiting: waiting,
             connected: connectedCount.load(ordering: .relaxed), groupCommits: groupCommits.load(ordering: .relaxed),
-            groupCommittedCalls: groupCommittedCalls.load(ordering: .relaxed))
+            groupCommittedCalls: groupCommittedCalls.load(ordering: .relaxed),
+            inlineReads: inlineReads.load(ordering: .relaxed),
+            inlineReadHandoffs: inlineReadHandoffs.load(ordering: .relaxed))
     }
 
     /// Runs `body` on a pooled connection's thread and returns its result.
@@ -86,6 +97,7 @@ public final class PostgresPool: Sendable {
     /// Throws `StepRunError`: `.resourceExhausted` when the wait queue is full, `.deadlineExceeded`
     /// when the deadline passes while waiting, `.cancelled` when the calling task is cancelled while
     /// waiting, `.unavailable` when the database cannot be reached or the pool is shut down.
+    @discardableResult
     func withConnection<Result: Sendable>(
         deadline: ContinuousClock.Instant?,
         _ body: @escaping @Sendable (PGConnection) throws(StepRunError) -> Result
@@ -108,17 +120,66 @@ public final class PostgresPool: Sendable {
     /// Starts one store request without waiting for it: `completion` is called exactly once, on a
     /// pool thread (or on the caller's thread if the call is refused at once). Returns the ticket
     /// that `cancel(_:)` takes.
+    ///
+    /// With `mayRunInline`, a read that finds the pool quiet runs on the calling thread instead,
+    /// blocking it at most `inlineReadWait` (see `runInline`).
     @discardableResult
     func start(
-        _ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?,
+        _ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?, mayRunInline: Bool = false,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> UInt64 {
-        submit(deadline: deadline) { deadline in PoolJob(deadline: deadline, work: .store(request, sql, completion)) }
+        if mayRunInline, request.isReadOnly, configuration.inlineReadWait > .zero,
+            runInline(request, sql: sql, deadline: deadline, completion: completion)
+        {
+            return 0  // answered or handed to a worker: nothing left to cancel
+        }
+        return submit(deadline: deadline) { deadline in PoolJob(deadline: deadline, work: .store(request, sql, completion)) }
+    }
+
+    /// Runs a read on the caller's thread over an idle worker's connection, when no call is running
+    /// or waiting: the worker thread is not woken and the answer does not hop back from it, which
+    /// is most of a quiet read's latency. The caller blocks at most `inlineReadWait`; a read still
+    /// unanswered then is left to the worker to finish. False (nothing done) when the pool is busy
+    /// or the connection is not ready for it; the call then takes the normal path.
+    private func runInline(
+        _ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?,
+        completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
+    ) -> Bool {
+        guard let worker = state.withLock({ $0.lendIdleWorker() }) else { return false }
+        let statement = StoreOperations.statement(for: request, sql: sql)
+        guard let connection = slots[worker].connection, connection.isUsable,
+            connection.send(statement.prepared, statement.parameters)
+        else {
+            giveBack(worker)
+            return false
+        }
+        inlineReads.add(1, ordering: .relaxed)
+        guard let rows = connection.awaitResult(within: configuration.inlineReadWait) else {
+            inlineReadHandoffs.add(1, ordering: .relaxed)
+            let job = PoolJob(
+                deadline: deadline ?? .now.advanced(by: configuration.defaultTimeout),
+                work: .finishStarted(request, statement.prepared, completion))
+            state.withLock { $0.handOff(job, to: worker) }
+            wakeups[worker].signal()
+            return true
+        }
+        giveBack(worker)
+        if case .failure(let error) = rows, error.connectionLost {
+            inlineReads.subtract(1, ordering: .relaxed)
+            return false  // a read is safe to run again: the normal path reconnects first
+        }
+        completion(StoreOperations.outcome(of: request, statement.prepared, rows))
+        return true
+    }
+
+    private func giveBack(_ worker: Int) {
+        if state.withLock({ $0.giveBack(worker: worker) }) { wakeups[worker].signal() }
     }
 
     /// Fails a call that is still waiting for a connection with `CANCELLED`; a call a worker has
     /// already taken runs to its end (a write either commits or does not, never halfway).
     func cancel(_ ticket: UInt64) {
+        guard ticket != 0 else { return }  // ran inline: nothing waits in the queue
         if let job = state.withLock({ $0.remove(id: ticket) }) {
             job.fail(.cancelled("the call was cancelled while waiting for a database connection"))
         }
@@ -244,6 +305,12 @@ public final class PostgresPool: Sendable {
     }
 }
 
+/// Holds one worker's connection. Whoever the state machine counts the worker as busy for — the
+/// worker itself, or a caller it is lent to — is the only one touching it; the state lock hands it over.
+final class ConnectionSlot: @unchecked Sendable {
+    var connection: PGConnection?
+}
+
 /// One caller's work, owned by exactly one of: a worker, the expiry timer, cancellation, shutdown.
 final class PoolJob: Sendable, PoolWork {
     enum Work: Sendable {
@@ -251,6 +318,9 @@ final class PoolJob: Sendable, PoolWork {
         case connection(run: @Sendable (PGConnection) -> Void, fail: @Sendable (StepRunError) -> Void)
         /// A store request and where its outcome goes.
         case store(StoreRequest, StepRunSQL, @Sendable (Result<StoreResult, StepRunError>) -> Void)
+        /// A read whose statement a caller sent on this worker's connection (`runInline`) and did
+        /// not see answered in time: the worker reads the result and answers.
+        case finishStarted(StoreRequest, PreparedStatement, @Sendable (Result<StoreResult, StepRunError>) -> Void)
     }
 
     let deadline: ContinuousClock.Instant
@@ -265,8 +335,14 @@ final class PoolJob: Sendable, PoolWork {
     func fail(_ error: StepRunError) {
         switch work {
         case .connection(_, let fail): fail(error)
-        case .store(_, _, let deliver): deliver(.failure(error))
+        case .store(_, _, let deliver), .finishStarted(_, _, let deliver): deliver(.failure(error))
         }
+    }
+
+    /// True for a job that must run on the connection as it is, in-flight statement and all.
+    var continuesStartedStatement: Bool {
+        if case .finishStarted = work { return true }
+        return false
     }
 
     /// Single-statement writes may share a transaction, and reads may ride along in the same round
@@ -293,6 +369,8 @@ final class PoolJob: Sendable, PoolWork {
                 outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
             }
             deliver(outcome)
+        case .finishStarted(let request, let statement, let deliver):
+            deliver(StoreOperations.outcome(of: request, statement, connection.finishResult()))
         }
     }
 }
@@ -301,7 +379,11 @@ final class PoolJob: Sendable, PoolWork {
 private struct PoolWorker {
     let index: Int
     let pool: PostgresPool
-    private var connection: PGConnection?
+    /// This worker's connection, kept in its slot so that the pool can lend it (`runInline`).
+    private var connection: PGConnection? {
+        get { pool.slots[index].connection }
+        nonmutating set { pool.slots[index].connection = newValue }
+    }
     private var backoff: Duration
     private var nextAttempt: ContinuousClock.Instant = .now
     private var lastFailure = "not connected yet"
@@ -323,6 +405,15 @@ private struct PoolWorker {
             case .exit:
                 dropConnection()
                 return
+            case .run(let jobs) where jobs.count == 1 && jobs[0].continuesStartedStatement:
+                // Its statement is in flight on the connection: no deadline check or liveness probe
+                // first (either would throw the statement's answer away with the connection).
+                if let connection {
+                    jobs[0].runAlone(on: connection)
+                    if !connection.isUsable { dropConnection() }
+                } else {
+                    jobs[0].fail(.unavailable("database connection lost"))
+                }
             case .run(let jobs):
                 var live: [PoolJob] = []
                 for job in jobs {

@@ -31,7 +31,7 @@ public final class StepRunRepository: StepRunStore {
             completion(.failure(error))
             return StoreCallHandle {}
         }
-        let ticket = pool.start(request, sql: sql, deadline: deadline, completion: completion)
+        let ticket = pool.start(request, sql: sql, deadline: deadline, mayRunInline: true, completion: completion)
         return StoreCallHandle { [pool] in pool.cancel(ticket) }
     }
 

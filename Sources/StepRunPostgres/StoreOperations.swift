@@ -281,8 +281,29 @@ struct StoreOperations {
         do {
             return try connection.execute(statement, parameters)
         } catch {
-            throw error.storeError(context: "running \(statement.name.dropFirst("steprun_".count))")
+            throw error.storeError(context: Self.context(statement))
         }
+    }
+
+    /// The outcome of a statement whose result was collected elsewhere (an inline read), mapped
+    /// and decoded exactly as `perform` would.
+    static func outcome(
+        of request: StoreRequest, _ statement: PreparedStatement, _ result: Result<PGRows, PGError>
+    ) -> Result<StoreResult, StepRunError> {
+        Result { () throws(StepRunError) in
+            let rows: PGRows
+            switch result {
+            case .success(let value): rows = value
+            case .failure(let error): throw error.storeError(context: context(statement))
+            }
+            // Only writes race (decode gives nil); a read answers from its snapshot.
+            guard let decoded = try decode(request, rows) else { throw .aborted("\(request.operationName) raced a concurrent writer; retry") }
+            return decoded
+        }
+    }
+
+    private static func context(_ statement: PreparedStatement) -> String {
+        "running \(statement.name.dropFirst("steprun_".count))"
     }
 
     private func simple(_ sql: String, context: String) throws(StepRunError) {

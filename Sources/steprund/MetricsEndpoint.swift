@@ -36,8 +36,24 @@ struct MetricsEndpoint: Service {
 final class Scrape: Sendable {
     let registry: PrometheusCollectorRegistry
     let pool: PostgresPool
-    /// Group-commit totals already added to the counters.
-    private let reported = Mutex((commits: 0, calls: 0))
+    /// Pool totals already added to the counters (Prometheus counters only take increments).
+    private let reported = Mutex(PoolTotals())
+
+    private struct PoolTotals {
+        var groupCommits = 0
+        var groupCommittedCalls = 0
+        var inlineReads = 0
+        var inlineReadHandoffs = 0
+
+        init() {}
+
+        init(_ statistics: PoolStatistics) {
+            groupCommits = statistics.groupCommits
+            groupCommittedCalls = statistics.groupCommittedCalls
+            inlineReads = statistics.inlineReads
+            inlineReadHandoffs = statistics.inlineReadHandoffs
+        }
+    }
 
     init(registry: PrometheusCollectorRegistry, pool: PostgresPool) {
         self.registry = registry
@@ -50,6 +66,8 @@ final class Scrape: Sendable {
 
     private static var groupCommits: MetricNameDescriptor { metric("group_commits", unit: "total", "Transactions that committed several queued writes together.") }
     private static var groupCommittedCalls: MetricNameDescriptor { metric("group_committed_calls", unit: "total", "Writes answered through group commits.") }
+    private static var inlineReads: MetricNameDescriptor { metric("inline_reads", unit: "total", "Reads run on the event loop because the pool was quiet.") }
+    private static var inlineReadHandoffs: MetricNameDescriptor { metric("inline_read_handoffs", unit: "total", "Inline reads not answered within the inline wait, finished by a pool thread.") }
     private static var poolConnections: MetricNameDescriptor { metric("pool_connections", "Pool connections by state (busy, idle).") }
     private static var poolConnected: MetricNameDescriptor { metric("pool_connected", "Pool connections currently open to Postgres.") }
     private static var poolSize: MetricNameDescriptor { metric("pool_size", "Configured number of pool connections.") }
@@ -57,12 +75,14 @@ final class Scrape: Sendable {
 
     func render() -> [UInt8] {
         let statistics = pool.statistics
-        let (commits, calls) = reported.withLock { reported in
-            defer { reported = (statistics.groupCommits, statistics.groupCommittedCalls) }
-            return (statistics.groupCommits - reported.commits, statistics.groupCommittedCalls - reported.calls)
+        let before = reported.withLock { reported in
+            defer { reported = PoolTotals(statistics) }
+            return reported
         }
-        registry.makeCounter(descriptor: Self.groupCommits).increment(by: Int64(commits))
-        registry.makeCounter(descriptor: Self.groupCommittedCalls).increment(by: Int64(calls))
+        registry.makeCounter(descriptor: Self.groupCommits).increment(by: Int64(statistics.groupCommits - before.groupCommits))
+        registry.makeCounter(descriptor: Self.groupCommittedCalls).increment(by: Int64(statistics.groupCommittedCalls - before.groupCommittedCalls))
+        registry.makeCounter(descriptor: Self.inlineReads).increment(by: Int64(statistics.inlineReads - before.inlineReads))
+        registry.makeCounter(descriptor: Self.inlineReadHandoffs).increment(by: Int64(statistics.inlineReadHandoffs - before.inlineReadHandoffs))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "busy")]).set(Double(statistics.busy))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "idle")]).set(Double(statistics.idle))
         registry.makeGauge(descriptor: Self.poolConnected).set(Double(statistics.connected))

@@ -18,6 +18,7 @@ struct Settings {
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
         "handshake-timeout": "STEPRUN_HANDSHAKE_TIMEOUT",
         "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR", "group-commit-max": "STEPRUN_GROUP_COMMIT_MAX",
+        "inline-read-wait": "STEPRUN_INLINE_READ_WAIT",
         "tls-cert": "STEPRUN_TLS_CERT", "tls-key": "STEPRUN_TLS_KEY", "tls-client-ca": "STEPRUN_TLS_CLIENT_CA",
         "allow-uids": "STEPRUN_ALLOW_UIDS", "allow-gids": "STEPRUN_ALLOW_GIDS",
     ]
@@ -30,6 +31,7 @@ struct Settings {
     var poolSize = 8
     var maxWaitQueue = 4096
     var groupCommitMax = 64
+    var inlineReadWait: Duration = .microseconds(200)
     var statementTimeout: Duration = .seconds(30)
     var unixSocket: String? = Settings.defaultUnixSocket
     var tcp: (host: String, port: Int)?
@@ -89,6 +91,7 @@ struct Settings {
         poolSize = try int("pool-size", poolSize)
         maxWaitQueue = try int("max-wait-queue", maxWaitQueue)
         groupCommitMax = try int("group-commit-max", groupCommitMax)
+        inlineReadWait = try duration("inline-read-wait", inlineReadWait)
         statementTimeout = try duration("statement-timeout", statementTimeout)
         unixSocket = try flag("no-unix-socket") ? nil : (value("unix-socket") ?? unixSocket)
         if let address = value("tcp"), !(try flag("no-tcp")) {
@@ -131,7 +134,8 @@ struct Settings {
         }
         return PostgresConfiguration(
             connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
-            statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax)
+            statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax,
+            inlineReadWait: inlineReadWait)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {
@@ -217,12 +221,12 @@ struct Settings {
 
     /// `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
     static func parseDuration(_ text: String) -> Duration? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("us", 0.000_001), ("µs", 0.000_001), ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
             guard let number = Double(text.dropLast(suffix.count)), number >= 0 else { return nil }
-            return .milliseconds(Int64(number * scale * 1000))
+            return .microseconds(Int64((number * scale * 1_000_000).rounded()))
         }
         guard let seconds = Double(text), seconds >= 0 else { return nil }
-        return .milliseconds(Int64(seconds * 1000))
+        return .microseconds(Int64((seconds * 1_000_000).rounded()))
     }
 }

@@ -31,6 +31,8 @@ struct ObservabilityTests {
         #expect(body.contains("steprund_requests_in_flight"))
         #expect(body.contains("steprund_connections 1"))
         #expect(body.contains("steprund_group_commits_total"))
+        #expect(body.contains("steprund_inline_reads_total"))
+        #expect(body.contains("steprund_inline_read_handoffs_total"))
         let missing = await httpGet(port: port, path: "/other")
         #expect(missing?.contains(" 404 ") == true)
         await client.close()

@@ -38,6 +38,9 @@ struct SettingsTests {
     @Test("durations and addresses parse in their documented forms")
     func parsing() throws {
         #expect(Settings.parseDuration("250ms") == .milliseconds(250))
+        #expect(Settings.parseDuration("200us") == .microseconds(200))
+        #expect(Settings.parseDuration("50µs") == .microseconds(50))
+        #expect(Settings.parseDuration("0") == .zero)
         #expect(Settings.parseDuration("2") == .seconds(2))
         #expect(Settings.parseDuration("soon") == nil)
         #expect(try Settings.parseAddress(":7433") == ("0.0.0.0", 7433))

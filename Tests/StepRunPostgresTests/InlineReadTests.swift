@@ -1,0 +1,192 @@
+import Dispatch
+import Foundation
+import StepRunCore
+@testable import StepRunPostgres
+import Testing
+
+/// Reads that find the pool quiet run on the caller's thread over an idle worker's connection
+/// (`PostgresConfiguration.inlineReadWait`); these tests hold that path to the pooled one.
+@Suite("Inline reads")
+struct InlineReadTests {
+    /// A store on a schema of its own, so a test may lock its tables without touching other tests.
+    private func isolatedStore(poolSize: Int, inlineReadWait: Duration) async throws -> (StepRunRepository, PostgresPool, String) {
+        let schema = "steprun_ir_\(UInt32.random(in: 0...UInt32.max))"
+        let pool = PostgresPool(
+            configuration: PostgresConfiguration(
+                connectionString: try TestDatabase.url, schema: schema, poolSize: poolSize, inlineReadWait: inlineReadWait),
+            logger: TestDatabase.logger)
+        try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger)
+        return (StepRunRepository(pool: pool), pool, schema)
+    }
+
+    private func drop(_ schema: String) async throws {
+        let pool = PostgresPool(configuration: PostgresConfiguration(connectionString: try TestDatabase.url, poolSize: 1), logger: TestDatabase.logger)
+        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+            try connection.simpleQuery("DROP SCHEMA \(schema) CASCADE", context: "cleanup")
+        }
+        await pool.shutdown()
+    }
+
+    /// Calls the store the way the server does (`start`, which may run a read inline) and waits for the answer.
+    private func started(_ store: StepRunRepository, _ request: StoreRequest) async -> Result<StoreResult, StepRunError> {
+        await withCheckedContinuation { continuation in
+            _ = store.start(request, deadline: .now.advanced(by: .seconds(30))) { continuation.resume(returning: $0) }
+        }
+    }
+
+    private func poll(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<500 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    /// One run with a completed, a failed and a running step, attempts included; every read of it.
+    private func populate(_ store: StepRunRepository) async throws -> [StoreRequest] {
+        let runID = UUID()
+        let (first, _) = try await store.beginStep(runID: runID, step: "first", input: ["n": 1])
+        try await store.completeStep(stepRunID: first.id, output: ["total": 42])
+        let (second, _) = try await store.beginStep(runID: runID, step: "second")
+        let attempt = try await store.beginAttempt(stepRunID: second.id)
+        try await store.failAttempt(attemptID: attempt.id, error: ["reason": "timeout"])
+        try await store.failStep(stepRunID: second.id, error: ["reason": "gave up"])
+        let (third, _) = try await store.beginStep(runID: runID, step: "third")
+        return [
+            .getStepRun(runID: runID, step: "first"), .getStepRun(runID: runID, step: "missing"),
+            .completedSteps(runID: runID), .completedOutputs(runID: runID),
+            .completedStepRunsForCompensation(runID: runID), .stepStatuses(runID: runID),
+            .attemptCount(stepRunID: second.id), .latestAttempt(stepRunID: second.id),
+            .listAttempts(stepRunID: second.id), .latestAttempt(stepRunID: third.id),
+        ]
+    }
+
+    @Test("a quiet read runs inline and answers exactly as the pooled path does")
+    func inlineAnswersMatchPooled() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .milliseconds(50))
+        for request in try await populate(store) {
+            // The pooled path first: it also prepares the statement, which an inline read needs.
+            let pooled = try await store.perform(request, deadline: nil)
+            // Right after an answer the worker may not be idle yet; then the read takes the pooled path.
+            var inline: Result<StoreResult, StepRunError>?
+            for _ in 0..<200 where inline == nil {
+                let before = pool.statistics.inlineReads
+                let outcome = await started(store, request)
+                if pool.statistics.inlineReads > before { inline = outcome } else { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            #expect(try inline?.get() == pooled, "\(request.operationName)")
+        }
+        #expect(pool.statistics.inlineReadHandoffs == 0)
+        await pool.shutdown()
+        try await drop(schema)
+    }
+
+    @Test("writes never run inline")
+    func writesTakeThePool() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .milliseconds(50))
+        let outcome = await started(store, .beginStep(runID: UUID(), step: "s", input: .empty, recovery: nil))
+        guard case .success(.begin(_, .execute)) = outcome else {
+            Issue.record("unexpected \(outcome)")
+            return
+        }
+        #expect(pool.statistics.inlineReads == 0)
+        await pool.shutdown()
+        try await drop(schema)
+    }
+
+    @Test("a read still unanswered after the inline wait is finished by the connection's worker")
+    func slowInlineReadIsHandedOff() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .microseconds(200))
+        let runID = UUID()
+        _ = try await store.beginStep(runID: runID, step: "a")
+        _ = try await store.perform(.stepStatuses(runID: runID), deadline: nil)  // prepares it
+        #expect(await poll { pool.statistics.busy == 0 })
+
+        // Another session holds an exclusive lock, so the read blocks in Postgres past the inline wait.
+        let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
+        defer { locker.close() }
+        try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
+
+        let answer = Task { await started(store, .stepStatuses(runID: runID)) }
+        #expect(await poll { pool.statistics.inlineReadHandoffs == 1 })
+        #expect(pool.statistics.busy == 1, "the worker finishes the read and stays busy meanwhile")
+        // A call arriving meanwhile queues behind the unfinished read instead of using its connection.
+        async let write = store.beginStep(runID: runID, step: "b")
+        #expect(await poll { pool.statistics.waiting == 1 })
+
+        try locker.simpleQuery("COMMIT", context: "unlocking")
+        #expect(try await answer.value.get() == .statuses(["a": .running]))
+        #expect(try await write.1 == .execute)
+        #expect(try await store.stepStatuses(runID: runID) == ["a": .running, "b": .running])
+        #expect(pool.statistics.inlineReads == 1)
+        await pool.shutdown()
+        try await drop(schema)
+    }
+
+    @Test("shutting down while a handed-off read is unfinished still answers it")
+    func shutdownWaitsForHandedOffRead() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .microseconds(200))
+        let runID = UUID()
+        _ = try await store.beginStep(runID: runID, step: "a")
+        _ = try await store.perform(.getStepRun(runID: runID, step: "a"), deadline: nil)
+        #expect(await poll { pool.statistics.busy == 0 })
+
+        let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
+        defer { locker.close() }
+        try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
+        let answer = Task { await started(store, .getStepRun(runID: runID, step: "a")) }
+        #expect(await poll { pool.statistics.inlineReadHandoffs == 1 })
+
+        let shutdown = Task { await pool.shutdown() }
+        try await Task.sleep(for: .milliseconds(50))
+        try locker.simpleQuery("COMMIT", context: "unlocking")
+        guard case .success(.foundStepRun(let found)) = await answer.value else {
+            Issue.record("the handed-off read was not answered")
+            return
+        }
+        #expect(found?.step == "a")
+        await shutdown.value
+        try await drop(schema)
+    }
+
+    @Test("many concurrent readers and writers with inline reads: each sees its own writes, none fails")
+    func concurrentReadsAndWrites() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 2, inlineReadWait: .microseconds(200))
+        let runID = UUID()
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for index in 0..<32 {
+                group.addTask {
+                    do {
+                        let step = "step-\(index)"
+                        for round in 0..<10 {
+                            // Reads arrive the way the server sends them, often onto a quiet pool.
+                            let before = await self.started(store, .getStepRun(runID: runID, step: step))
+                            guard case .success(.foundStepRun(let found)) = before else { return "\(step): \(before)" }
+                            if round == 0 {
+                                guard found == nil else { return "\(step) existed before it began" }
+                                let (stepRun, decision) = try await store.beginStep(runID: runID, step: step)
+                                guard decision == .execute else { return "\(step) not claimed" }
+                                try await store.completeStep(stepRunID: stepRun.id, output: ["index": .int(Int64(index))])
+                            } else if found?.status != .completed {
+                                return "\(step) read back as \(String(describing: found?.status))"
+                            }
+                            let statuses = await self.started(store, .stepStatuses(runID: runID))
+                            guard case .success(.statuses(let all)) = statuses, all[step] == .completed else {
+                                return "\(step) missing from \(statuses)"
+                            }
+                        }
+                        return nil
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+            }
+            return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+        #expect(pool.statistics.inlineReads > 0, "some reads should have found the pool quiet")
+        #expect(try await store.completedSteps(runID: runID).count == 32)
+        await pool.shutdown()
+        try await drop(schema)
+    }
+}
