@@ -134,4 +134,35 @@ struct ClientTests {
         let completed = try await client.completeStep(stepRunID: stepRun.id, output: try JSONPayload(encoding: ["total": 12]))
         #expect(try completed.output?.decode([String: Int].self) == ["total": 12])
     }
+
+    @Test("tasks on the client's event loop (taskExecutor) make concurrent calls, and a deadline still fires", arguments: Transport.allCases)
+    func callsFromTheEventLoop(_ transport: Transport) async throws {
+        let daemon = try await TestDaemon.shared()
+        let client = daemon.client(transport)
+        defer { Task { await client.close() } }
+        let runID = UUID()
+        let outcomes = await withTaskGroup(of: String?.self) { group in
+            for index in 0..<64 {
+                group.addTask(executorPreference: client.taskExecutor) {
+                    guard client.eventLoop.inEventLoop else { return "task \(index) is not on the client's loop" }
+                    do {
+                        let (stepRun, decision) = try await client.beginStep(runID: runID, step: "s\(index % 16)")
+                        guard client.eventLoop.inEventLoop else { return "task \(index) resumed off the loop" }
+                        if decision == .execute { try await client.completeStep(stepRunID: stepRun.id, output: ["i": .int(Int64(index))]) }
+                        return nil
+                    } catch {
+                        return "task \(index): \(error)"
+                    }
+                }
+            }
+            return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+        }
+        #expect(outcomes.isEmpty, "\(outcomes)")
+        #expect(try await client.completedSteps(runID: runID).count == 16)
+        // A call that cannot finish in time is answered by its timer, which runs on the same loop.
+        let slow = Task(executorPreference: client.taskExecutor) {
+            await storeError { _ = try await client.getStepRun(runID: runID, step: "s0", timeout: .nanoseconds(1)) }
+        }
+        #expect(await slow.value?.code == .deadlineExceeded)
+    }
 }
