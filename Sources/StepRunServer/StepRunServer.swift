@@ -37,6 +37,8 @@ public final class StepRunServer: Service, Sendable {
         var connections: [ObjectIdentifier: any Channel] = [:]
         var shutdownRequested = false
         var shutdownWaiter: CheckedContinuation<Void, Never>?
+        /// The held `<socket>.lock` while this server owns its Unix socket path.
+        var socketLock: Int32?
     }
 
     /// A server answering from `store`; `health` answers health calls (it should check the database).
@@ -110,6 +112,7 @@ public final class StepRunServer: Service, Sendable {
         if configuration.inheritedUnixSocket == nil, let path = configuration.unixSocketPath {
             try? UnixSocketFile.reclaim(path)
         }
+        releaseSocketLock()
         await drainConnections()
         context.logger.info("all connections closed")
     }
@@ -134,6 +137,8 @@ public final class StepRunServer: Service, Sendable {
                 context.logger.info(
                     "listening on inherited unix socket \(bound.unixSocketPath ?? "?"); connect with StepRunClient target .unix(path:) or steprunctl --unix-socket")
             } else if let path = configuration.unixSocketPath {
+                let lock = try UnixSocketFile.lock(path)
+                state.withLock { $0.socketLock = lock }
                 try UnixSocketFile.reclaim(path)
                 let channel = try await bootstrap(.unix).bind(unixDomainSocketPath: path).get()
                 listeners.append(channel)
@@ -164,6 +169,7 @@ public final class StepRunServer: Service, Sendable {
             }
         } catch {
             for listener in listeners { try? await listener.close() }
+            releaseSocketLock()
             throw error
         }
         let waiters = state.withLock { state in
@@ -173,6 +179,12 @@ public final class StepRunServer: Service, Sendable {
         }
         waiters.forEach { $0.resume(returning: bound) }
         return listeners
+    }
+
+    private func releaseSocketLock() {
+        if let lock = state.withLock({ state in defer { state.socketLock = nil }; return state.socketLock }) {
+            UnixSocketFile.unlock(lock)
+        }
     }
 
     private func bootstrap(_ transport: Transport, tls: NIOSSLContext? = nil) -> ServerBootstrap {

@@ -7,6 +7,31 @@ import StepRunCore
 
 /// Prepares the path a Unix listener binds to.
 enum UnixSocketFile {
+    /// Takes `<path>.lock` (an exclusive `flock`) for as long as this daemon owns the socket path,
+    /// so that two daemons started at once cannot both find the socket stale and replace each
+    /// other's. Returns the descriptor to pass to `unlock(_:)`; the file itself stays, as lock files do.
+    static func lock(_ path: String) throws(StepRunError) -> Int32 {
+        let lockPath = path + ".lock"
+        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw .failedPrecondition("cannot open \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno
+            close(descriptor)
+            if reason == EWOULDBLOCK {
+                throw .failedPrecondition("another steprund holds \(lockPath): it is starting or serving on \(path)")
+            }
+            throw .failedPrecondition("cannot lock \(lockPath): \(String(cString: strerror(reason)))")
+        }
+        return descriptor
+    }
+
+    /// Releases a lock taken by `lock(_:)`.
+    static func unlock(_ descriptor: Int32) {
+        close(descriptor)
+    }
+
     /// Removes a socket file left by a crashed daemon; refuses if a live daemon still answers on it.
     static func reclaim(_ path: String) throws(StepRunError) {
         var status = stat()

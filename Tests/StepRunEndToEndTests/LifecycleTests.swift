@@ -171,4 +171,38 @@ struct LifecycleTests {
         #expect(try await revived.client(.unix).health().serving)
         revived.server.shutdown()
     }
+
+    @Test("daemons started at once on one socket path: exactly one serves, the others are refused")
+    func simultaneousStartsOnOnePath() async throws {
+        let shared = try await TestDaemon.shared()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("race-\(UUID().uuidString.prefix(8)).sock").path
+        try leaveStaleSocket(at: path)  // each of them would judge this stale and replace it
+        let servers = (0..<8).map { _ in
+            StepRunServer(
+                configuration: ServerConfiguration(unixSocketPath: path), store: shared.repository,
+                health: { _ in .init(serving: true, databaseLatencyMicros: 0, message: "ok") }, logger: TestDaemon.logger)
+        }
+        let runs = servers.map { server in Task { try await server.run() } }
+        var serving: [StepRunServer] = []
+        var refusals: [String] = []
+        for server in servers {
+            do {
+                _ = try await server.listening()
+                serving.append(server)
+            } catch {
+                refusals.append("\(error)")
+            }
+        }
+        #expect(serving.count == 1, "\(refusals)")
+        #expect(refusals.allSatisfy { $0.contains("another") }, "\(refusals)")
+        let client = StepRunClient(target: .unix(path: path))
+        #expect(try await client.health().serving)
+        await client.close()
+        for server in serving { server.shutdown() }
+        for run in runs { _ = try? await run.value }
+        // Once the owner has stopped, the path is free for the next daemon.
+        let next = try await TestDaemon.start(repository: shared.repository) { $0.unixSocketPath = path }
+        #expect(try await next.client(.unix).health().serving)
+        next.server.shutdown()
+    }
 }
