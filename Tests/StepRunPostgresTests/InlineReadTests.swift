@@ -42,6 +42,22 @@ struct InlineReadTests {
         return false
     }
 
+    /// Records step "a" of `runID`, then starts `read` inline while another session holds an
+    /// exclusive lock on the table: the read blocks in Postgres past the inline wait and is handed
+    /// to the worker. Returns the pending answer and the locking connection (`COMMIT` releases it).
+    private func handedOffRead(
+        _ store: StepRunRepository, _ pool: PostgresPool, _ schema: String, _ read: StoreRequest, after runID: UUID
+    ) async throws -> (Task<Result<StoreResult, StepRunError>, Never>, PGConnection) {
+        _ = try await store.beginStep(runID: runID, step: "a")
+        _ = try await store.perform(read, deadline: nil)  // prepares its statement on the only connection
+        #expect(await poll { pool.statistics.busy == 0 })
+        let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
+        try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
+        let answer = Task { await started(store, read) }
+        #expect(await poll { pool.statistics.inlineReadHandoffs == 1 })
+        return (answer, locker)
+    }
+
     /// One run with a completed, a failed and a running step, attempts included; every read of it.
     private func populate(_ store: StepRunRepository) async throws -> [StoreRequest] {
         let runID = UUID()
@@ -98,17 +114,8 @@ struct InlineReadTests {
     func slowInlineReadIsHandedOff() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .microseconds(200))
         let runID = UUID()
-        _ = try await store.beginStep(runID: runID, step: "a")
-        _ = try await store.perform(.stepStatuses(runID: runID), deadline: nil)  // prepares it
-        #expect(await poll { pool.statistics.busy == 0 })
-
-        // Another session holds an exclusive lock, so the read blocks in Postgres past the inline wait.
-        let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
+        let (answer, locker) = try await handedOffRead(store, pool, schema, .stepStatuses(runID: runID), after: runID)
         defer { locker.close() }
-        try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
-
-        let answer = Task { await started(store, .stepStatuses(runID: runID)) }
-        #expect(await poll { pool.statistics.inlineReadHandoffs == 1 })
         #expect(pool.statistics.busy == 1, "the worker finishes the read and stays busy meanwhile")
         // A call arriving meanwhile queues behind the unfinished read instead of using its connection.
         async let write = store.beginStep(runID: runID, step: "b")
@@ -127,15 +134,8 @@ struct InlineReadTests {
     func shutdownWaitsForHandedOffRead() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .microseconds(200))
         let runID = UUID()
-        _ = try await store.beginStep(runID: runID, step: "a")
-        _ = try await store.perform(.getStepRun(runID: runID, step: "a"), deadline: nil)
-        #expect(await poll { pool.statistics.busy == 0 })
-
-        let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
+        let (answer, locker) = try await handedOffRead(store, pool, schema, .getStepRun(runID: runID, step: "a"), after: runID)
         defer { locker.close() }
-        try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
-        let answer = Task { await started(store, .getStepRun(runID: runID, step: "a")) }
-        #expect(await poll { pool.statistics.inlineReadHandoffs == 1 })
 
         let shutdown = Task { await pool.shutdown() }
         try await Task.sleep(for: .milliseconds(50))
