@@ -67,7 +67,7 @@ public enum WireCodec {
                 return .success(ResponseFrame(id: id, outcome: .failure(StepRunError(status: status.pointee))))
             }
             do throws(StepRunError) {
-                return .success(ResponseFrame(id: id, outcome: .success(try FieldReader().reply(response))))
+                return .success(ResponseFrame(id: id, outcome: .success(try FieldReader(checksJSON: false).reply(response))))
             } catch {
                 return .failure(WireDecodingError(requestID: id, error: error))
             }

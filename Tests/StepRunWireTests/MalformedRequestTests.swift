@@ -282,6 +282,20 @@ import Testing
         }
     }
 
+    @Test("a response's payloads are taken as the daemon sent them (Postgres jsonb output), unchecked")
+    func responsePayloadsAreNotRechecked() throws {
+        var stepRun = Fixture.fullStepRun
+        stepRun.output = JSONPayload(trustedText: "[\"not an object\"]")
+        var buffer = ByteBuffer()
+        WireCodec.encodeResponse(ResponseFrame(id: 9, outcome: .success(.store(.stepRun(stepRun)))), into: &buffer)
+        let decoded = try WireCodec.decodeResponse(try Wire.payload(of: buffer))
+        guard case .success(.store(.stepRun(let back))) = decoded.outcome else {
+            Issue.record("unexpected \(decoded)")
+            return
+        }
+        #expect(back.output?.text == "[\"not an object\"]")
+    }
+
     @Test func unknownResultIsUnimplementedWithTheID() throws {
         var writer = ProtoWriter()
         writer.int(1, 5)
