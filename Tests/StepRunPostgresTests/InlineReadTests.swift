@@ -149,6 +149,26 @@ struct InlineReadTests {
         try await drop(schema)
     }
 
+    @Test("after Postgres restarts, the first quiet read succeeds: a dead idle connection is not lent, the worker reconnects")
+    func firstReadAfterRestartSucceeds() async throws {
+        let scratch = try await ScratchPostgres.create()
+        let pool = PostgresPool(
+            configuration: PostgresConfiguration(connectionString: scratch.url, poolSize: 1, inlineReadWait: .milliseconds(50)),
+            logger: TestDatabase.logger)
+        try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger)
+        let store = StepRunRepository(pool: pool)
+        let runID = UUID()
+        _ = try await store.beginStep(runID: runID, step: "a")
+        _ = try await store.perform(.stepStatuses(runID: runID), deadline: nil)
+        #expect(await poll { pool.statistics.busy == 0 })
+
+        try await scratch.stop()
+        try await scratch.start()
+        #expect(try await started(store, .stepStatuses(runID: runID)).get() == .statuses(["a": .running]))
+        await pool.shutdown()
+        await scratch.destroy()
+    }
+
     @Test("many concurrent readers and writers with inline reads: each sees its own writes, none fails")
     func concurrentReadsAndWrites() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 2, inlineReadWait: .microseconds(200))
