@@ -25,6 +25,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var inFlight: [UInt64: InFlightRequest] = [:]
     private var nextSlot: UInt64 = 0
     private var handshakeTimer: Scheduled<Void>?
+    /// One timer for every request's deadline, armed for the earliest (`armDeadlineTimer`): a request
+    /// costs a comparison instead of a scheduled task of its own that is nearly always cancelled.
+    private var deadlineTimer: (task: Scheduled<Void>, at: NIODeadline)?
     /// Frames read while the peer was not taking its answers, handled once it does again. Reads stop
     /// meanwhile (`BackPressureHandler`), so this holds at most what one read cycle brought in.
     private var backlog = CircularBuffer<ByteBuffer>()
@@ -35,7 +38,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         var started: ContinuousClock.Instant
         /// The status code the client was answered with (the deadline may answer before the store does).
         var code: StatusCode = .ok
-        var timer: Scheduled<Void>
+        /// When the request is answered `DEADLINE_EXCEEDED` if the store has not answered it.
+        var deadline: NIODeadline
+        var timeout: Duration
         /// Frees the caller's place if it is still waiting for a database connection (set once started).
         var cancel: StoreCallHandle?
         /// Set once the client has been answered (by the result or by the deadline).
@@ -89,9 +94,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             server.metrics.connectionClosed()
         }
         handshakeTimer?.cancel()
+        deadlineTimer?.task.cancel()
+        deadlineTimer = nil
         for (_, request) in inFlight {
             server.metrics.requestFinished(operation: request.operation, code: .cancelled, duration: .now - request.started)
-            request.timer.cancel()
             // Frees the caller's place if it is still waiting for a database connection; work that
             // has started is not interrupted, so a write either commits or does not, never halfway.
             request.cancel?.cancel()
@@ -227,13 +233,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         nextSlot &+= 1
         let id = frame.id
         let loop = context.eventLoop
-        let timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
-            answer(slot: slot, ResponseFrame(id: id, outcome: .failure(.deadlineExceeded(
-                "the call did not finish within \(timeout); it may or may not have been applied"))), final: false)
-        }
+        let expiry = NIODeadline.now() + TimeAmount(timeout)
         server.metrics.requestStarted()
         // Registered before the work starts: a store may complete at once, on this thread.
-        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, timer: timer)
+        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, deadline: expiry, timeout: timeout)
+        if deadlineTimer.map({ expiry < $0.at }) ?? true {
+            armDeadlineTimer(at: expiry, on: loop)
+        }
         let handler = NIOLoopBound(self, eventLoop: loop)
         let cancel = work(server, deadline) { outcome in
             if loop.inEventLoop {
@@ -254,13 +260,40 @@ final class ConnectionHandler: ChannelInboundHandler {
             send(response)
         }
         if final {
-            request.timer.cancel()
             server.metrics.requestFinished(operation: request.operation, code: request.code, duration: .now - request.started)
             inFlight[slot] = nil
             if draining && inFlight.isEmpty { context?.close(promise: nil) }
         } else {
             inFlight[slot] = request
         }
+    }
+
+    /// (Re)arms the deadline timer for `deadline`. It is not cancelled when its request is answered:
+    /// it fires, answers whatever has expired and re-arms for the earliest deadline still waiting,
+    /// so with the usual equal timeouts it runs about once per timeout, not once per request.
+    private func armDeadlineTimer(at deadline: NIODeadline, on loop: any EventLoop) {
+        deadlineTimer?.task.cancel()
+        let task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            deadlineTimer = nil
+            expireRequests(on: loop)
+        }
+        deadlineTimer = (task, deadline)
+    }
+
+    /// Answers every request past its deadline with `DEADLINE_EXCEEDED` (its slot stays taken until
+    /// the store call really ends), then re-arms for the next deadline.
+    private func expireRequests(on loop: any EventLoop) {
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for (slot, request) in inFlight where !request.answered {
+            if request.deadline <= now {
+                answer(slot: slot, ResponseFrame(id: request.id, outcome: .failure(.deadlineExceeded(
+                    "the call did not finish within \(request.timeout); it may or may not have been applied"))), final: false)
+            } else if next.map({ request.deadline < $0 }) ?? true {
+                next = request.deadline
+            }
+        }
+        if let next, context != nil { armDeadlineTimer(at: next, on: loop) }
     }
 
     private func send(_ response: ResponseFrame) {

@@ -118,12 +118,13 @@ struct ConnectionLimitsTests {
     @Test("a connection that sends no Hello within the handshake timeout is closed")
     func handshakeTimeout() async throws {
         let shared = try await TestDaemon.shared()
-        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.handshakeTimeout = .milliseconds(300) }
+        // Long enough that a client's Hello arrives in time even on a loaded CI machine.
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.handshakeTimeout = .seconds(1) }
         defer { daemon.server.shutdown() }
         let silent = try PosixSocket.connect(unixPath: daemon.unixPath)
         let started = ContinuousClock.now
         #expect(await eventually { silent.peerClosed() })
-        #expect(ContinuousClock.now - started >= .milliseconds(250))
+        #expect(ContinuousClock.now - started >= .milliseconds(950))
         // Someone who says Hello in time is served as usual.
         let client = daemon.client(.unix)
         #expect(try await client.health().serving)
@@ -150,6 +151,35 @@ struct ConnectionLimitsTests {
         #expect(error.code == .deadlineExceeded)
         // Well before the store's 5 s: the daemon's own deadline answered, not the store.
         #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(4), "answered after \(elapsed)")
+        await raw.close()
+    }
+
+    @Test("requests with different timeouts on one connection are each answered DEADLINE_EXCEEDED at their own deadline")
+    func mixedDeadlines() async throws {
+        let shared = try await TestDaemon.shared()
+        let slow = SlowStore(inner: shared.repository, delay: .seconds(5))
+        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow)
+        defer { daemon.server.shutdown() }
+        var raw = try await RawConnection.connect(daemon, .unix)
+        try await raw.hello(token: daemon.token)
+        let started = ContinuousClock.now
+        // The longest first: the shorter ones arriving later must still be answered first.
+        for (id, timeoutMs) in [(1, 1_500), (2, 300), (3, 900)] as [(UInt64, UInt32)] {
+            try await raw.send(RequestFrame(id: id, timeoutMs: timeoutMs, call: .store(.completedSteps(runID: UUID()))))
+        }
+        var order: [UInt64] = []
+        for _ in 0..<3 {
+            let response = try #require(try await raw.receive())
+            let elapsed = ContinuousClock.now - started
+            guard case .failure(let error) = response.outcome, error.code == .deadlineExceeded else {
+                Issue.record("expected DEADLINE_EXCEEDED, got \(response.outcome)")
+                return
+            }
+            let expected: Duration = [1: .milliseconds(1_500), 2: .milliseconds(300), 3: .milliseconds(900)][response.id]!
+            #expect(elapsed >= expected - .milliseconds(50) && elapsed < expected + .seconds(2), "id \(response.id) after \(elapsed)")
+            order.append(response.id)
+        }
+        #expect(order == [2, 3, 1])
         await raw.close()
     }
 }
