@@ -284,14 +284,19 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// the store call really ends), then re-arms for the next deadline.
     private func expireRequests(on loop: any EventLoop) {
         let now = NIODeadline.now()
+        var expired: [(slot: UInt64, request: InFlightRequest)] = []
         var next: NIODeadline?
         for (slot, request) in inFlight where !request.answered {
             if request.deadline <= now {
-                answer(slot: slot, ResponseFrame(id: request.id, outcome: .failure(.deadlineExceeded(
-                    "the call did not finish within \(request.timeout); it may or may not have been applied"))), final: false)
+                expired.append((slot, request))
             } else if next.map({ request.deadline < $0 }) ?? true {
                 next = request.deadline
             }
+        }
+        // In deadline order, as separate timers would have answered them.
+        for (slot, request) in expired.sorted(by: { $0.request.deadline < $1.request.deadline }) {
+            answer(slot: slot, ResponseFrame(id: request.id, outcome: .failure(.deadlineExceeded(
+                "the call did not finish within \(request.timeout); it may or may not have been applied"))), final: false)
         }
         if let next, context != nil { armDeadlineTimer(at: next, on: loop) }
     }
