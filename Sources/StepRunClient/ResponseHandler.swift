@@ -9,7 +9,7 @@ final class ResponseHandler: ChannelInboundHandler {
 
     private struct Pending {
         var continuation: CheckedContinuation<Reply, any Error>
-        var timer: Scheduled<Void>
+        var deadline: NIODeadline
     }
 
     /// Largest request sent: the smaller of the client's and the server's limit once Hello is answered.
@@ -17,6 +17,10 @@ final class ResponseHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var pending: [UInt64: Pending] = [:]
     private var closedReason: StepRunError?
+    /// One timer for every pending call's deadline, armed for the earliest: not cancelled when calls
+    /// are answered, it fires, fails what has expired and re-arms for the next deadline — so a call
+    /// costs a comparison rather than a scheduled task of its own.
+    private var deadlineTimer: (task: Scheduled<Void>, at: NIODeadline)?
 
     init(maxFrameBytes: Int) {
         self.maxRequestBytes = maxFrameBytes
@@ -48,21 +52,40 @@ final class ResponseHandler: ChannelInboundHandler {
             continuation.resume(throwing: error)
             return
         }
-        let id = frame.id
-        let timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: NIODeadline.now() + TimeAmount(deadline - .now)) {
-            [self] in
-            guard let entry = pending.removeValue(forKey: id) else { return }
+        let expiry = NIODeadline.now() + TimeAmount(deadline - .now)
+        pending[frame.id] = Pending(continuation: continuation, deadline: expiry)
+        if deadlineTimer.map({ expiry < $0.at }) ?? true {
+            armDeadlineTimer(at: expiry, on: context.eventLoop)
+        }
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    private func armDeadlineTimer(at deadline: NIODeadline, on loop: any EventLoop) {
+        deadlineTimer?.task.cancel()
+        let task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            deadlineTimer = nil
+            expireCalls(on: loop)
+        }
+        deadlineTimer = (task, deadline)
+    }
+
+    /// Fails every call past its deadline (earliest first), then re-arms for the next one.
+    private func expireCalls(on loop: any EventLoop) {
+        let now = NIODeadline.now()
+        let expired = pending.filter { $0.value.deadline <= now }.sorted { $0.value.deadline < $1.value.deadline }
+        for (id, entry) in expired {
+            pending[id] = nil
             entry.continuation.resume(
                 throwing: StepRunError.deadlineExceeded("no answer from steprund before the deadline; the call may or may not have been applied"))
         }
-        pending[id] = Pending(continuation: continuation, timer: timer)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        if let next = pending.values.map(\.deadline).min() {
+            armDeadlineTimer(at: next, on: loop)
+        }
     }
 
     /// Gives up on a call whose task was cancelled.
     func cancel(id: UInt64) {
         guard let entry = pending.removeValue(forKey: id) else { return }
-        entry.timer.cancel()
         entry.continuation.resume(throwing: StepRunError.cancelled("the call was cancelled; it may or may not have been applied"))
     }
 
@@ -84,7 +107,6 @@ final class ResponseHandler: ChannelInboundHandler {
             }
             return
         }
-        entry.timer.cancel()
         entry.continuation.resume(with: response.outcome.mapError { $0 as any Error })
     }
 
@@ -102,10 +124,11 @@ final class ResponseHandler: ChannelInboundHandler {
 
     private func failAll(_ error: StepRunError) {
         if closedReason == nil { closedReason = error }
+        deadlineTimer?.task.cancel()
+        deadlineTimer = nil
         let waiting = pending
         pending.removeAll()
         for (_, entry) in waiting {
-            entry.timer.cancel()
             entry.continuation.resume(throwing: error)
         }
     }

@@ -165,4 +165,30 @@ struct ClientTests {
         }
         #expect(await slow.value?.code == .deadlineExceeded)
     }
+
+    @Test("concurrent calls with different timeouts each fail DEADLINE_EXCEEDED at their own deadline, earliest first")
+    func callsExpireInDeadlineOrder() async throws {
+        let shared = try await TestDaemon.shared()
+        let slow = SlowStore(inner: shared.repository, delay: .seconds(5))
+        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow)
+        defer { daemon.server.shutdown() }
+        let client = daemon.client(.unix)
+        defer { Task { await client.close() } }
+        _ = try await client.connect()
+        let started = ContinuousClock.now
+        let finished = await withTaskGroup(of: (Int, StepRunError?, Duration).self) { group in
+            for milliseconds in [1_500, 300, 900] {
+                group.addTask {
+                    let error = await storeError { _ = try await client.completedSteps(runID: UUID(), timeout: .milliseconds(milliseconds)) }
+                    return (milliseconds, error, ContinuousClock.now - started)
+                }
+            }
+            return await group.reduce(into: [(Int, StepRunError?, Duration)]()) { $0.append($1) }
+        }
+        #expect(finished.map(\.0) == [300, 900, 1_500])
+        for (milliseconds, error, elapsed) in finished {
+            #expect(error?.code == .deadlineExceeded, "\(milliseconds) ms: \(String(describing: error))")
+            #expect(elapsed >= .milliseconds(milliseconds - 50) && elapsed < .milliseconds(milliseconds) + .seconds(2), "\(milliseconds) ms call ended after \(elapsed)")
+        }
+    }
 }
