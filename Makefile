@@ -34,8 +34,12 @@ release: deps
 test: deps
 	scripts/with-test-postgres $(SWIFT) test $(SWIFT_BUILD_FLAGS)
 
+# One test at a time: under AddressSanitizer every thread runs several times slower, and on a
+# 2-core machine forty suites in parallel (each with daemons, clients and Postgres backends)
+# starved event loops for seconds — clients timed out waiting for Hello (4 of 5 parallel runs of
+# the suite failed that way on 2026-12-01, the last landed commit included; serial runs pass in ~45 s).
 test-asan: deps
-	ASAN_OPTIONS=detect_leaks=0 scripts/with-test-postgres $(SWIFT) test --sanitize=address --scratch-path .build-asan $(SWIFT_BUILD_FLAGS)
+	ASAN_OPTIONS=detect_leaks=0 scripts/with-test-postgres $(SWIFT) test --sanitize=address --scratch-path .build-asan --no-parallel $(SWIFT_BUILD_FLAGS)
 
 test-resilience: deps
 	STEPRUN_RESILIENCE_FULL=1 scripts/with-test-postgres $(SWIFT) test --filter 'FaultTests|BadInputCatalogueTests|PoolTests' $(SWIFT_BUILD_FLAGS)
