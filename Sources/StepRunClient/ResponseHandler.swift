@@ -17,10 +17,8 @@ final class ResponseHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var pending: [UInt64: Pending] = [:]
     private var closedReason: StepRunError?
-    /// One timer for every pending call's deadline, armed for the earliest: not cancelled when calls
-    /// are answered, it fires, fails what has expired and re-arms for the next deadline — so a call
-    /// costs a comparison rather than a scheduled task of its own.
-    private var deadlineTimer: (task: Scheduled<Void>, at: NIODeadline)?
+    /// Serves every pending call's deadline.
+    private var deadlineTimer = DeadlineTimer()
 
     init(maxFrameBytes: Int) {
         self.maxRequestBytes = maxFrameBytes
@@ -54,33 +52,25 @@ final class ResponseHandler: ChannelInboundHandler {
         }
         let expiry = NIODeadline.now() + TimeAmount(deadline - .now)
         pending[frame.id] = Pending(continuation: continuation, deadline: expiry)
-        if deadlineTimer.map({ expiry < $0.at }) ?? true {
-            armDeadlineTimer(at: expiry, on: context.eventLoop)
-        }
+        armDeadlineTimer(by: expiry, on: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
-    private func armDeadlineTimer(at deadline: NIODeadline, on loop: any EventLoop) {
-        deadlineTimer?.task.cancel()
-        let task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            deadlineTimer = nil
+    private func armDeadlineTimer(by deadline: NIODeadline, on loop: any EventLoop) {
+        deadlineTimer.fire(by: deadline, on: loop) { [self] in
+            deadlineTimer.fired()
             expireCalls(on: loop)
         }
-        deadlineTimer = (task, deadline)
     }
 
-    /// Fails every call past its deadline (earliest first), then re-arms for the next one.
+    /// Fails every call past its deadline, then re-arms for the next one.
     private func expireCalls(on loop: any EventLoop) {
-        let now = NIODeadline.now()
-        let expired = pending.filter { $0.value.deadline <= now }.sorted { $0.value.deadline < $1.value.deadline }
-        for (id, entry) in expired {
-            pending[id] = nil
-            entry.continuation.resume(
+        let (expired, next) = DeadlineTimer.due(pending.lazy.map { (key: $0.key, deadline: $0.value.deadline) }, now: .now())
+        for id in expired {
+            pending.removeValue(forKey: id)?.continuation.resume(
                 throwing: StepRunError.deadlineExceeded("no answer from steprund before the deadline; the call may or may not have been applied"))
         }
-        if let next = pending.values.map(\.deadline).min() {
-            armDeadlineTimer(at: next, on: loop)
-        }
+        if let next { armDeadlineTimer(by: next, on: loop) }
     }
 
     /// Gives up on a call whose task was cancelled.
@@ -124,8 +114,7 @@ final class ResponseHandler: ChannelInboundHandler {
 
     private func failAll(_ error: StepRunError) {
         if closedReason == nil { closedReason = error }
-        deadlineTimer?.task.cancel()
-        deadlineTimer = nil
+        deadlineTimer.cancel()
         let waiting = pending
         pending.removeAll()
         for (_, entry) in waiting {

@@ -153,21 +153,20 @@ public final class PostgresPool: Sendable {
             giveBack(worker)
             return false
         }
-        inlineReads.add(1, ordering: .relaxed)
         guard let rows = connection.awaitResult(within: configuration.inlineReadWait) else {
+            inlineReads.add(1, ordering: .relaxed)
             inlineReadHandoffs.add(1, ordering: .relaxed)
             let job = PoolJob(
-                deadline: deadline ?? .now.advanced(by: configuration.defaultTimeout),
-                work: .finishStarted(request, statement.prepared, completion))
+                deadline: effectiveDeadline(deadline), work: .finishStarted(request, statement.prepared, completion))
             state.withLock { $0.handOff(job, to: worker) }
             wakeups[worker].signal()
             return true
         }
         giveBack(worker)
         if case .failure(let error) = rows, error.connectionLost {
-            inlineReads.subtract(1, ordering: .relaxed)
             return false  // a read is safe to run again: the normal path reconnects first
         }
+        inlineReads.add(1, ordering: .relaxed)
         completion(StoreOperations.outcome(of: request, statement.prepared, rows))
         return true
     }
@@ -217,8 +216,13 @@ public final class PostgresPool: Sendable {
         case cancelled
     }
 
+    /// A call's deadline, or the configured default for calls that bring none.
+    private func effectiveDeadline(_ deadline: ContinuousClock.Instant?) -> ContinuousClock.Instant {
+        deadline ?? .now.advanced(by: configuration.defaultTimeout)
+    }
+
     private func submit(deadline: ContinuousClock.Instant?, makeJob: (ContinuousClock.Instant) -> PoolJob) -> UInt64 {
-        let deadline = deadline ?? .now.advanced(by: configuration.defaultTimeout)
+        let deadline = effectiveDeadline(deadline)
         let id = nextJobID.add(1, ordering: .relaxed).newValue
         let job = makeJob(deadline)
         guard deadline > .now else {

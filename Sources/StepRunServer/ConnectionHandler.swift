@@ -25,9 +25,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var inFlight: [UInt64: InFlightRequest] = [:]
     private var nextSlot: UInt64 = 0
     private var handshakeTimer: Scheduled<Void>?
-    /// One timer for every request's deadline, armed for the earliest (`armDeadlineTimer`): a request
-    /// costs a comparison instead of a scheduled task of its own that is nearly always cancelled.
-    private var deadlineTimer: (task: Scheduled<Void>, at: NIODeadline)?
+    /// Serves every in-flight request's deadline.
+    private var deadlineTimer = DeadlineTimer()
     /// Frames read while the peer was not taking its answers, handled once it does again. Reads stop
     /// meanwhile (`BackPressureHandler`), so this holds at most what one read cycle brought in.
     private var backlog = CircularBuffer<ByteBuffer>()
@@ -94,8 +93,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             server.metrics.connectionClosed()
         }
         handshakeTimer?.cancel()
-        deadlineTimer?.task.cancel()
-        deadlineTimer = nil
+        deadlineTimer.cancel()
         for (_, request) in inFlight {
             server.metrics.requestFinished(operation: request.operation, code: .cancelled, duration: .now - request.started)
             // Frees the caller's place if it is still waiting for a database connection; work that
@@ -237,9 +235,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         server.metrics.requestStarted()
         // Registered before the work starts: a store may complete at once, on this thread.
         inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, deadline: expiry, timeout: timeout)
-        if deadlineTimer.map({ expiry < $0.at }) ?? true {
-            armDeadlineTimer(at: expiry, on: loop)
-        }
+        armDeadlineTimer(by: expiry, on: loop)
         let handler = NIOLoopBound(self, eventLoop: loop)
         let cancel = work(server, deadline) { outcome in
             if loop.inEventLoop {
@@ -268,37 +264,24 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// (Re)arms the deadline timer for `deadline`. It is not cancelled when its request is answered:
-    /// it fires, answers whatever has expired and re-arms for the earliest deadline still waiting,
-    /// so with the usual equal timeouts it runs about once per timeout, not once per request.
-    private func armDeadlineTimer(at deadline: NIODeadline, on loop: any EventLoop) {
-        deadlineTimer?.task.cancel()
-        let task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            deadlineTimer = nil
+    private func armDeadlineTimer(by deadline: NIODeadline, on loop: any EventLoop) {
+        deadlineTimer.fire(by: deadline, on: loop) { [self] in
+            deadlineTimer.fired()
             expireRequests(on: loop)
         }
-        deadlineTimer = (task, deadline)
     }
 
     /// Answers every request past its deadline with `DEADLINE_EXCEEDED` (its slot stays taken until
     /// the store call really ends), then re-arms for the next deadline.
     private func expireRequests(on loop: any EventLoop) {
-        let now = NIODeadline.now()
-        var expired: [(slot: UInt64, request: InFlightRequest)] = []
-        var next: NIODeadline?
-        for (slot, request) in inFlight where !request.answered {
-            if request.deadline <= now {
-                expired.append((slot, request))
-            } else if next.map({ request.deadline < $0 }) ?? true {
-                next = request.deadline
-            }
-        }
-        // In deadline order, as separate timers would have answered them.
-        for (slot, request) in expired.sorted(by: { $0.request.deadline < $1.request.deadline }) {
+        let waiting = inFlight.lazy.filter { !$0.value.answered }.map { (key: $0.key, deadline: $0.value.deadline) }
+        let (expired, next) = DeadlineTimer.due(waiting, now: .now())
+        for slot in expired {
+            guard let request = inFlight[slot] else { continue }
             answer(slot: slot, ResponseFrame(id: request.id, outcome: .failure(.deadlineExceeded(
                 "the call did not finish within \(request.timeout); it may or may not have been applied"))), final: false)
         }
-        if let next, context != nil { armDeadlineTimer(at: next, on: loop) }
+        if let next, context != nil { armDeadlineTimer(by: next, on: loop) }
     }
 
     private func send(_ response: ResponseFrame) {

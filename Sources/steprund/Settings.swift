@@ -219,7 +219,7 @@ struct Settings {
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
-    /// `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+    /// `200us` (or `200µs`), `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
     static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Double)] = [("us", 0.000_001), ("µs", 0.000_001), ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
