@@ -22,6 +22,13 @@ enum GroupCommit {
     /// delay a deadlock between two groups adds (it was 100 ms: the claim-contended p99).
     static let lockTimeout = "20ms"
 
+    // The group's frame, prepared once per connection so Postgres neither parses nor plans it again.
+    static let begin = PreparedStatement(name: "steprun_group_begin", sql: "BEGIN")
+    static let settings = PreparedStatement(name: "steprun_group_settings", sql: """
+        SELECT set_config('lock_timeout', '\(lockTimeout)', true)
+        """)
+    static let commit = PreparedStatement(name: "steprun_group_commit", sql: "COMMIT")
+
     /// Returns true when the group's writes committed together; false when it fell back to one by one.
     ///
     /// The whole group — BEGIN, the writes' statements, COMMIT, then the reads queued with them —
@@ -35,7 +42,13 @@ enum GroupCommit {
     /// `onCommit(writes)` runs once two or more writes have committed together, before any caller
     /// is answered (statistics).
     @discardableResult
-    static func run(_ jobs: [PoolJob], on connection: PGConnection, onCommit: (Int) -> Void = { _ in }) -> Bool {
+    ///
+    /// `runningLast` runs once Postgres has answered all but the last of the writes' statements —
+    /// that one is running, and then the COMMIT's WAL flush — so the pool can start the next group
+    /// (`PoolStateMachine.holdThreshold`).
+    static func run(
+        _ jobs: [PoolJob], on connection: PGConnection, runningLast: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
+    ) -> Bool {
         var writes: [Call] = []
         var reads: [Call] = []
         writes.reserveCapacity(jobs.count)
@@ -74,25 +87,25 @@ enum GroupCommit {
         if !writes.isEmpty {
             // enable_seqscan off: the group's writes all reach their rows through a unique index,
             // and a plan cached while the table was nearly empty must not scan it once it is large.
-            steps.append(.plain("BEGIN"))
-            steps.append(.plain("SELECT set_config('lock_timeout', '\(lockTimeout)', true), set_config('enable_seqscan', 'off', true)"))
+            steps.append(.prepared(Self.begin, []))
+            steps.append(.prepared(Self.settings, []))
         }
         for (number, statement) in statements.enumerated() {
             if number == writeStatements.count && !writes.isEmpty {
-                steps.append(.plain("COMMIT"))
+                steps.append(.prepared(Self.commit, []))
             }
             positions.append(steps.count)
             steps.append(step(statement))
         }
         if reads.isEmpty && !writes.isEmpty {
-            steps.append(.plain("COMMIT"))
+            steps.append(.prepared(Self.commit, []))
         }
         // Everything up to and including COMMIT must succeed for the writes to count.
         let writePart = reads.isEmpty ? steps.count : positions[writeStatements.count]
 
         let outcomes: [Result<PGRows, PGError>]
         do {
-            outcomes = try connection.pipeline(steps)
+            outcomes = try connection.pipeline(steps, hookBefore: writeStatements.isEmpty ? nil : positions[writeStatements.count - 1], runningLast)
         } catch {
             // The connection failed with the group in flight: COMMIT may or may not have happened.
             for call in writes {

@@ -212,7 +212,12 @@ final class PGConnection {
     /// After the first failing step Postgres skips the rest up to the Sync; those come back as
     /// failures saying they were skipped. Throws only when the connection itself fails (the pipeline's
     /// fate is then unknown and the connection is closed).
-    func pipeline(_ steps: [PipelineStep]) throws(PGError) -> [Result<PGRows, PGError>] {
+    ///
+    /// `hook` runs once every result before step `hookBefore` has arrived, just before waiting for
+    /// that step's own.
+    func pipeline(
+        _ steps: [PipelineStep], hookBefore: Int? = nil, _ hook: () -> Void = {}
+    ) throws(PGError) -> [Result<PGRows, PGError>] {
         let handle = try liveHandle()
         for case .prepared(let statement, _) in steps {
             try prepareIfNeeded(statement, on: handle)
@@ -241,7 +246,8 @@ final class PGConnection {
 
         var outcomes: [Result<PGRows, PGError>] = []
         outcomes.reserveCapacity(steps.count)
-        for _ in steps {
+        for index in steps.indices {
+            if index == hookBefore { hook() }
             guard let result = PQgetResult(handle) else {
                 let error = failure("the pipeline ended early")
                 close()

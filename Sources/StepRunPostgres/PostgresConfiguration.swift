@@ -27,16 +27,21 @@ public struct PostgresConfiguration: Sendable {
     /// pool is quiet — no call running or waiting — before it is handed to the connection's own
     /// thread; `.zero` turns this off. Saves the two thread hops a quiet read otherwise makes.
     public var inlineReadWait: Duration
+    /// A group with at least this many writes holds the next group back until it is running its
+    /// last statement (see `PoolStateMachine.holdThreshold`): under load, fewer and larger groups.
+    /// 0 turns it off.
+    public var groupHold: Int
 
     public init(
         connectionString: String, schema: String = "steprun", poolSize: Int = 8, maxWaitQueue: Int = 4096,
         statementTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5),
         defaultTimeout: Duration = .seconds(30), initialReconnectBackoff: Duration = .milliseconds(50),
         maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund", maxGroupCommit: Int = 64,
-        inlineReadWait: Duration = .microseconds(200)
+        inlineReadWait: Duration = .microseconds(200), groupHold: Int = 8
     ) {
         self.maxGroupCommit = maxGroupCommit
         self.inlineReadWait = inlineReadWait
+        self.groupHold = groupHold
         self.connectionString = connectionString
         self.schema = schema
         self.poolSize = poolSize
@@ -54,7 +59,7 @@ public struct PostgresConfiguration: Sendable {
         [
             ("connect_timeout", String(max(1, connectTimeout.components.seconds))),
             ("application_name", applicationName),
-            ("options", "-c statement_timeout=\(statementTimeout.inMilliseconds) -c client_min_messages=warning"),
+            ("options", "-c statement_timeout=\(statementTimeout.inMilliseconds) -c client_min_messages=warning -c plan_cache_mode=force_generic_plan -c enable_seqscan=off"),
             ("keepalives", "1"),
             ("keepalives_idle", "30"),
             ("keepalives_interval", "10"),

@@ -62,7 +62,7 @@ public final class PostgresPool: Sendable {
         self.state = Mutex(
             PoolStateMachine(
                 workerCount: configuration.poolSize, maxWaitQueue: configuration.maxWaitQueue,
-                maxBatch: configuration.maxGroupCommit))
+                maxBatch: configuration.maxGroupCommit, holdThreshold: configuration.groupHold > 0 ? configuration.groupHold : .max))
         self.wakeups = (0..<configuration.poolSize).map { _ in DispatchSemaphore(value: 0) }
         self.slots = (0..<configuration.poolSize).map { _ in ConnectionSlot() }
         self.expiryTimer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "steprun.pool.expiry"))
@@ -231,14 +231,14 @@ public final class PostgresPool: Sendable {
         }
         let action = state.withLock { machine in
             let action = machine.submit(job, id: id)
-            if case .enqueued(armTimer: let instant?) = action { armExpiryTimer(at: instant) }
+            if case .enqueued(armTimer: let instant?, _) = action { armExpiryTimer(at: instant) }
             return action
         }
         switch action {
         case .wake(let worker):
             wakeups[worker].signal()
-        case .enqueued:
-            break
+        case .enqueued(_, let worker):
+            if let worker { wakeups[worker].signal() }
         case .reject(.queueFull(let limit)):
             job.fail(.resourceExhausted("all database connections are busy and \(limit) calls are already waiting"))
         case .reject(.shuttingDown):
@@ -284,6 +284,10 @@ public final class PostgresPool: Sendable {
 
     fileprivate func nextAction(worker: Int) -> PoolStateMachine<PoolJob>.WorkerAction {
         state.withLock { $0.next(worker: worker) }
+    }
+
+    fileprivate func runningLast(worker: Int) {
+        if let idle = state.withLock({ $0.runningLast(worker: worker) }) { wakeups[idle].signal() }
     }
 
     fileprivate func waitForWork(worker: Int) {
@@ -346,6 +350,12 @@ final class PoolJob: Sendable, PoolWork {
     /// True for a job that must run on the connection as it is, in-flight statement and all.
     var continuesStartedStatement: Bool {
         if case .finishStarted = work { return true }
+        return false
+    }
+
+    /// Reads do not hold the next group back (`PoolStateMachine.holdThreshold`).
+    var isReadOnly: Bool {
+        if case .store(let request, _, _) = work { return request.isReadOnly }
         return false
     }
 
@@ -436,7 +446,9 @@ private struct PoolWorker {
                 if live.count == 1 {
                     live[0].runAlone(on: connection)
                 } else {
-                    GroupCommit.run(live, on: connection) { pool.recordGroupCommit(calls: $0) }
+                    GroupCommit.run(live, on: connection, runningLast: { [index, pool] in pool.runningLast(worker: index) }) {
+                        pool.recordGroupCommit(calls: $0)
+                    }
                 }
                 if !connection.isUsable {
                     dropConnection()

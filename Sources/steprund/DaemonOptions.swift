@@ -25,6 +25,11 @@ struct DaemonOptions: ParsableArguments {
     var groupCommitMax: String?
 
     @Option(
+        name: .customLong("group-hold"),
+        help: "A group with at least this many writes holds the next group back until it runs its last statement, so groups grow under load; 0 turns it off (default 8).")
+    var groupHold: String?
+
+    @Option(
         name: .customLong("inline-read-wait"),
         help: "How long a read may run on the event loop when the pool is quiet before a pool thread takes it over, e.g. 200us; 0 turns it off (default 200us).")
     var inlineReadWait: String?
@@ -100,7 +105,7 @@ struct DaemonOptions: ParsableArguments {
         var flags: [String: String] = [:]
         let options: [(String, String?)] = [
             ("config", config), ("database-url", databaseURL), ("data-dir", dataDir), ("schema", schema), ("pool-size", poolSize),
-            ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("inline-read-wait", inlineReadWait), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
+            ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("group-hold", groupHold), ("inline-read-wait", inlineReadWait), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
             ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
             ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("handshake-timeout", handshakeTimeout), ("shutdown-grace", shutdownGrace),

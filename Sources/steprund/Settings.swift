@@ -18,7 +18,7 @@ struct Settings {
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
         "handshake-timeout": "STEPRUN_HANDSHAKE_TIMEOUT",
         "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR", "group-commit-max": "STEPRUN_GROUP_COMMIT_MAX",
-        "inline-read-wait": "STEPRUN_INLINE_READ_WAIT",
+        "inline-read-wait": "STEPRUN_INLINE_READ_WAIT", "group-hold": "STEPRUN_GROUP_HOLD",
         "tls-cert": "STEPRUN_TLS_CERT", "tls-key": "STEPRUN_TLS_KEY", "tls-client-ca": "STEPRUN_TLS_CLIENT_CA",
         "allow-uids": "STEPRUN_ALLOW_UIDS", "allow-gids": "STEPRUN_ALLOW_GIDS",
     ]
@@ -31,6 +31,7 @@ struct Settings {
     var poolSize = 8
     var maxWaitQueue = 4096
     var groupCommitMax = 64
+    var groupHold = 8
     var inlineReadWait: Duration = .microseconds(200)
     var statementTimeout: Duration = .seconds(30)
     var unixSocket: String? = Settings.defaultUnixSocket
@@ -91,6 +92,7 @@ struct Settings {
         poolSize = try int("pool-size", poolSize)
         maxWaitQueue = try int("max-wait-queue", maxWaitQueue)
         groupCommitMax = try int("group-commit-max", groupCommitMax)
+        groupHold = try int("group-hold", groupHold, minimum: 0)
         inlineReadWait = try duration("inline-read-wait", inlineReadWait)
         statementTimeout = try duration("statement-timeout", statementTimeout)
         unixSocket = try flag("no-unix-socket") ? nil : (value("unix-socket") ?? unixSocket)
@@ -135,7 +137,7 @@ struct Settings {
         return PostgresConfiguration(
             connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
             statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax,
-            inlineReadWait: inlineReadWait)
+            inlineReadWait: inlineReadWait, groupHold: groupHold)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {

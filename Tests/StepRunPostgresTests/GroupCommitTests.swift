@@ -7,10 +7,11 @@ import Testing
 @Suite("Group commit")
 struct GroupCommitTests {
     /// A pool on a schema of its own, so a test can add triggers without touching other tests.
-    private func isolatedStore(poolSize: Int) async throws -> (StepRunRepository, PostgresPool, String) {
+    private func isolatedStore(poolSize: Int, groupHold: Int = 8) async throws -> (StepRunRepository, PostgresPool, String) {
         let schema = "steprun_gc_\(UInt32.random(in: 0...UInt32.max))"
         let pool = PostgresPool(
-            configuration: PostgresConfiguration(connectionString: try TestDatabase.url, schema: schema, poolSize: poolSize),
+            configuration: PostgresConfiguration(
+                connectionString: try TestDatabase.url, schema: schema, poolSize: poolSize, groupHold: groupHold),
             logger: TestDatabase.logger)
         try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger)
         return (StepRunRepository(pool: pool), pool, schema)
@@ -323,6 +324,35 @@ struct GroupCommitTests {
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(completions == 1)
+        try await drop(schema, pool)
+    }
+
+    @Test("groups holding the next group back (group-hold 2): 64 workers' claims and completions all land, grouped")
+    func heldGroupsLoseNothing() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 2, groupHold: 2)
+        let runID = UUID()
+        let failures = await withTaskGroup(of: [String].self) { group in
+            for worker in 0..<64 {
+                group.addTask {
+                    var failures: [String] = []
+                    for round in 0..<5 {
+                        let step = "w\(worker)-\(round)"
+                        do {
+                            let (stepRun, decision) = try await store.beginStep(runID: runID, step: step)
+                            guard decision == .execute else { failures.append("\(step): \(decision)"); continue }
+                            let done = try await store.completeStep(stepRunID: stepRun.id, output: ["n": .int(Int64(round))])
+                            if done.status != .completed { failures.append("\(step): \(done.status)") }
+                        } catch { failures.append("\(step): \(error)") }
+                    }
+                    return failures
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+        let completed = try await store.completedSteps(runID: runID)
+        #expect(completed.count == 64 * 5)
+        #expect(pool.statistics.groupCommits > 0)
         try await drop(schema, pool)
     }
 }

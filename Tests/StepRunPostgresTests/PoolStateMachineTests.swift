@@ -5,6 +5,7 @@ import Testing
 struct TestJob: PoolWork, Equatable, ExpressibleByStringLiteral, CustomStringConvertible {
     var name: String
     var isBatchable: Bool
+    var isReadOnly = false
     var deadline: ContinuousClock.Instant
 
     init(_ name: String, batchable: Bool, deadline: ContinuousClock.Instant = .now.advanced(by: .seconds(3600))) {
@@ -120,12 +121,12 @@ struct PoolStateMachineTests {
         let start = ContinuousClock.now
         func at(_ seconds: Int) -> ContinuousClock.Instant { start.advanced(by: .seconds(seconds)) }
         var machine = PoolStateMachine<TestJob>(workerCount: 1, maxWaitQueue: 10)
-        guard case .enqueued(armTimer: at(5)) = machine.submit(TestJob("t5", batchable: false, deadline: at(5)), id: 1) else {
+        guard case .enqueued(armTimer: at(5), wake: nil) = machine.submit(TestJob("t5", batchable: false, deadline: at(5)), id: 1) else {
             Issue.record("the first queued job arms the timer"); return
         }
         // A later deadline needs no timer change; an earlier one re-arms it.
-        guard case .enqueued(armTimer: nil) = machine.submit(TestJob("t9", batchable: false, deadline: at(9)), id: 2),
-            case .enqueued(armTimer: at(3)) = machine.submit(TestJob("t3", batchable: false, deadline: at(3)), id: 3)
+        guard case .enqueued(armTimer: nil, wake: nil) = machine.submit(TestJob("t9", batchable: false, deadline: at(9)), id: 2),
+            case .enqueued(armTimer: at(3), wake: nil) = machine.submit(TestJob("t3", batchable: false, deadline: at(3)), id: 3)
         else { Issue.record("expected the timer to move only for an earlier deadline"); return }
         #expect(machine.timerDeadline == at(3))
 
@@ -140,8 +141,72 @@ struct PoolStateMachineTests {
         // Nothing queued: the timer stays disarmed, and the next queued job arms it again.
         let third = machine.expire(now: at(7))
         #expect(third.expired.isEmpty && third.rearm == nil && machine.timerDeadline == nil)
-        guard case .enqueued(armTimer: at(20)) = machine.submit(TestJob("t20", batchable: false, deadline: at(20)), id: 4) else {
+        guard case .enqueued(armTimer: at(20), wake: nil) = machine.submit(TestJob("t20", batchable: false, deadline: at(20)), id: 4) else {
             Issue.record("expected the timer to be armed again"); return
         }
+    }
+    private func writes(_ names: String...) -> [TestJob] { names.map { TestJob($0, batchable: true) } }
+
+    @Test("a group with many writes holds the next group back until it runs its last statement")
+    func largeGroupHoldsTheNextBack() {
+        var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 64, holdThreshold: 3)
+        for (id, job) in writes("a", "b", "c").enumerated() { _ = machine.submit(job, id: UInt64(id)) }
+        #expect(names(machine.next(worker: 0)) == ["a", "b", "c"])
+        guard case .wait = machine.next(worker: 1) else { Issue.record("worker 1 should wait"); return }
+        // Worker 1 is idle, but the running group of 3 holds new calls in the queue.
+        guard case .enqueued(_, wake: nil) = machine.submit(TestJob("d", batchable: true), id: 3),
+            case .enqueued(_, wake: nil) = machine.submit(TestJob("e", batchable: true), id: 4)
+        else { Issue.record("expected d and e to wait"); return }
+        #expect(machine.idleCount == 1 && machine.waitingCount == 2)
+        // It is running its last statement: the idle worker takes the queue.
+        #expect(machine.runningLast(worker: 0) == 1)
+        #expect(names(machine.next(worker: 1)) == ["d", "e"])
+        // Worker 0 comes back after its commit and finds nothing to do.
+        guard case .wait = machine.next(worker: 0) else { Issue.record("worker 0 should wait"); return }
+    }
+
+    @Test("small running groups hold nothing back, and a full group waiting never waits")
+    func smallGroupsAndFullGroupsStartAtOnce() {
+        var small = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 64, holdThreshold: 4)
+        for (id, job) in writes("a", "b", "c").enumerated() { _ = small.submit(job, id: UInt64(id)) }
+        #expect(names(small.next(worker: 0)) == ["a", "b", "c"])
+        _ = small.next(worker: 1)
+        guard case .wake(worker: 1) = small.submit(TestJob("d", batchable: true), id: 3) else {
+            Issue.record("a group of 3 (< 4) should not hold d back"); return
+        }
+
+        var full = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 2, holdThreshold: 2)
+        for (id, job) in writes("a", "b").enumerated() { _ = full.submit(job, id: UInt64(id)) }
+        #expect(names(full.next(worker: 0)) == ["a", "b"])
+        _ = full.next(worker: 1)
+        guard case .enqueued(_, wake: nil) = full.submit(TestJob("c", batchable: true), id: 2),
+            case .enqueued(_, wake: 1) = full.submit(TestJob("d", batchable: true), id: 3)
+        else { Issue.record("the second queued call makes a full group and wakes worker 1"); return }
+        #expect(names(full.next(worker: 1)) == ["c", "d"])
+    }
+
+    @Test("reads never hold the next group back")
+    func readsDoNotHold() {
+        var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 64, holdThreshold: 2)
+        for id in 0..<3 {
+            var read = TestJob("r\(id)", batchable: true)
+            read.isReadOnly = true
+            _ = machine.submit(read, id: UInt64(id))
+        }
+        #expect(names(machine.next(worker: 0)) == ["r0", "r1", "r2"])
+        _ = machine.next(worker: 1)
+        guard case .wake(worker: 1) = machine.submit(TestJob("w", batchable: true), id: 3) else {
+            Issue.record("a group of reads should not hold w back"); return
+        }
+    }
+
+    @Test("with group commit off nothing is ever held back")
+    func noHoldWithoutGroupCommit() {
+        var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 1, holdThreshold: 2)
+        _ = machine.next(worker: 0)
+        _ = machine.next(worker: 1)
+        guard case .wake = machine.submit(TestJob("a", batchable: true), id: 0),
+            case .wake = machine.submit(TestJob("b", batchable: true), id: 1)
+        else { Issue.record("expected both workers woken"); return }
     }
 }
