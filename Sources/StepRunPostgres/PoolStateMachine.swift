@@ -7,8 +7,10 @@
 protocol PoolWork {
     /// May it share a transaction with its neighbours?
     var isBatchable: Bool { get }
-    /// Does it only read? Reads never hold the next group back.
-    var isReadOnly: Bool { get }
+    /// May it share one multi-row statement with calls of its kind (`StoreOperations.batchKind`)?
+    /// Only such calls hold the next group back: the others run as statements of their own and
+    /// gain nothing by gathering.
+    var joinsSharedStatement: Bool { get }
     /// When its caller stops waiting; a job still queued then is expired.
     var deadline: ContinuousClock.Instant { get }
 }
@@ -49,14 +51,16 @@ struct PoolStateMachine<Job: PoolWork> {
     let maxWaitQueue: Int
     /// Most jobs handed out together; 1 turns group commit off.
     let maxBatch: Int
-    /// A group with at least this many writes holds the next group back until it is running its
+    /// A group with at least this many calls that share multi-row statements (begin_step and
+    /// complete_step with small payloads) holds the next group back until it is running its
     /// last statement (`runningLast`), unless a full group (`maxBatch`) is already waiting. Calls
     /// arriving meanwhile join that next group instead of starting small groups of their own, and
     /// it runs while the previous group finishes and flushes its commit: under load Postgres runs
     /// fewer, larger groups (a quarter less CPU per call at 32 clients in docs/PERFORMANCE.md).
     /// Smaller groups hold nothing back, so at low concurrency groups run side by side.
     let holdThreshold: Int
-    /// Workers running a group's statements (not idle, not past `runningLast`), with its number of writes.
+    /// Workers running a group's statements (not idle, not past `runningLast`), with its number of
+    /// calls that share statements.
     private var running: [Int: Int] = [:]
     private var queue: [Entry?] = []
     private var queueHead = 0
@@ -146,7 +150,7 @@ struct PoolStateMachine<Job: PoolWork> {
             while first.isBatchable, batch.count < maxBatch, let job = dequeue(where: \.isBatchable) {
                 batch.append(job)
             }
-            running[worker] = batch.count { !$0.isReadOnly }
+            running[worker] = batch.count(where: \.joinsSharedStatement)
             return .run(batch)
         }
         busy.remove(worker)
@@ -166,7 +170,7 @@ struct PoolStateMachine<Job: PoolWork> {
         return idle
     }
 
-    /// May a worker start another group now? Yes unless a running group has enough writes to hold
+    /// May a worker start another group now? Yes unless a running group has enough such calls to hold
     /// the queue back (`holdThreshold`) and less than a full group is waiting.
     private var mayStartGroup: Bool {
         queuedCount >= maxBatch || running.values.allSatisfy { $0 < holdThreshold }

@@ -27,9 +27,9 @@ public struct PostgresConfiguration: Sendable {
     /// pool is quiet — no call running or waiting — before it is handed to the connection's own
     /// thread; `.zero` turns this off. Saves the two thread hops a quiet read otherwise makes.
     public var inlineReadWait: Duration
-    /// A group with at least this many writes holds the next group back until it is running its
-    /// last statement (see `PoolStateMachine.holdThreshold`): under load, fewer and larger groups.
-    /// 0 turns it off.
+    /// A group with at least this many calls sharing multi-row statements holds the next group back
+    /// until it is running its last statement (see `PoolStateMachine.holdThreshold`): under load,
+    /// fewer and larger groups. 0 turns it off.
     public var groupHold: Int
 
     public init(

@@ -353,9 +353,9 @@ final class PoolJob: Sendable, PoolWork {
         return false
     }
 
-    /// Reads do not hold the next group back (`PoolStateMachine.holdThreshold`).
-    var isReadOnly: Bool {
-        if case .store(let request, _, _) = work { return request.isReadOnly }
+    /// begin_step and complete_step calls with small payloads (`PoolStateMachine.holdThreshold`).
+    var joinsSharedStatement: Bool {
+        if case .store(let request, _, _) = work { return StoreOperations.batchKind(request) != nil }
         return false
     }
 

@@ -5,12 +5,13 @@ import Testing
 struct TestJob: PoolWork, Equatable, ExpressibleByStringLiteral, CustomStringConvertible {
     var name: String
     var isBatchable: Bool
-    var isReadOnly = false
+    var joinsSharedStatement: Bool
     var deadline: ContinuousClock.Instant
 
     init(_ name: String, batchable: Bool, deadline: ContinuousClock.Instant = .now.advanced(by: .seconds(3600))) {
         self.name = name
         self.isBatchable = batchable
+        self.joinsSharedStatement = batchable
         self.deadline = deadline
     }
 
@@ -185,18 +186,18 @@ struct PoolStateMachineTests {
         #expect(names(full.next(worker: 1)) == ["c", "d"])
     }
 
-    @Test("reads never hold the next group back")
-    func readsDoNotHold() {
+    @Test("calls that run as statements of their own (reads, large payloads, other kinds) never hold the next group back")
+    func onlySharedStatementsHold() {
         var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 64, holdThreshold: 2)
         for id in 0..<3 {
             var read = TestJob("r\(id)", batchable: true)
-            read.isReadOnly = true
+            read.joinsSharedStatement = false
             _ = machine.submit(read, id: UInt64(id))
         }
         #expect(names(machine.next(worker: 0)) == ["r0", "r1", "r2"])
         _ = machine.next(worker: 1)
         guard case .wake(worker: 1) = machine.submit(TestJob("w", batchable: true), id: 3) else {
-            Issue.record("a group of reads should not hold w back"); return
+            Issue.record("a group of calls with statements of their own should not hold w back"); return
         }
     }
 
