@@ -40,12 +40,10 @@ enum GroupCommit {
     /// `StoreOperations.decode`), or a read that failed, runs again by itself afterwards.
     ///
     /// `onCommit(writes)` runs once two or more writes have committed together, before any caller
-    /// is answered (statistics).
+    /// is answered (statistics). `runningLast` runs once Postgres has answered all but the last of
+    /// the writes' statements — that one is running, then the COMMIT's WAL flush follows — so the
+    /// pool can start the next group (`PoolStateMachine.holdThreshold`).
     @discardableResult
-    ///
-    /// `runningLast` runs once Postgres has answered all but the last of the writes' statements —
-    /// that one is running, and then the COMMIT's WAL flush — so the pool can start the next group
-    /// (`PoolStateMachine.holdThreshold`).
     static func run(
         _ jobs: [PoolJob], on connection: PGConnection, runningLast: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
     ) -> Bool {
@@ -85,8 +83,7 @@ enum GroupCommit {
         var positions: [Int] = []
         positions.reserveCapacity(statements.count)
         if !writes.isEmpty {
-            // enable_seqscan off: the group's writes all reach their rows through a unique index,
-            // and a plan cached while the table was nearly empty must not scan it once it is large.
+            // (Connections run with enable_seqscan off and generic plans: see PostgresConfiguration.)
             steps.append(.prepared(Self.begin, []))
             steps.append(.prepared(Self.settings, []))
         }
@@ -105,7 +102,8 @@ enum GroupCommit {
 
         let outcomes: [Result<PGRows, PGError>]
         do {
-            outcomes = try connection.pipeline(steps, hookBefore: writeStatements.isEmpty ? nil : positions[writeStatements.count - 1], runningLast)
+            let lastWrite = writeStatements.isEmpty ? nil : positions[writeStatements.count - 1]
+            outcomes = try connection.pipeline(steps, hookBefore: lastWrite, runningLast)
         } catch {
             // The connection failed with the group in flight: COMMIT may or may not have happened.
             for call in writes {
