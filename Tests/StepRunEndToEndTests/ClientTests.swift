@@ -168,9 +168,7 @@ struct ClientTests {
 
     @Test("concurrent calls with different timeouts each fail DEADLINE_EXCEEDED at their own deadline, earliest first")
     func callsExpireInDeadlineOrder() async throws {
-        let shared = try await TestDaemon.shared()
-        let slow = SlowStore(inner: shared.repository, delay: .seconds(5))
-        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow)
+        let daemon = try await TestDaemon.slow(.seconds(5))
         defer { daemon.server.shutdown() }
         let client = daemon.client(.unix)
         defer { Task { await client.close() } }

@@ -53,9 +53,7 @@ struct ConnectionLimitsTests {
 
     @Test("a connection with nothing in flight and no traffic is closed after the idle timeout; one awaiting an answer is not")
     func idleTimeout() async throws {
-        let shared = try await TestDaemon.shared()
-        let slow = SlowStore(inner: shared.repository, delay: .milliseconds(1500))
-        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow) { $0.idleTimeout = .milliseconds(500) }
+        let daemon = try await TestDaemon.slow(.milliseconds(1500)) { $0.idleTimeout = .milliseconds(500) }
         defer { daemon.server.shutdown() }
         let idle = try PosixSocket.connect(unixPath: daemon.unixPath)
         try await idle.hello()
@@ -133,9 +131,7 @@ struct ConnectionLimitsTests {
 
     @Test("a request with timeout_ms shorter than the work is answered DEADLINE_EXCEEDED on time", arguments: Transport.allCases)
     func requestDeadline(_ transport: Transport) async throws {
-        let shared = try await TestDaemon.shared()
-        let slow = SlowStore(inner: shared.repository, delay: .seconds(5))
-        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow)
+        let daemon = try await TestDaemon.slow(.seconds(5))
         defer { daemon.server.shutdown() }
         var raw = try await RawConnection.connect(daemon, transport)
         try await raw.hello(token: daemon.token)
@@ -156,9 +152,7 @@ struct ConnectionLimitsTests {
 
     @Test("requests with different timeouts on one connection are each answered DEADLINE_EXCEEDED at their own deadline")
     func mixedDeadlines() async throws {
-        let shared = try await TestDaemon.shared()
-        let slow = SlowStore(inner: shared.repository, delay: .seconds(5))
-        let daemon = try await TestDaemon.start(repository: shared.repository, store: slow)
+        let daemon = try await TestDaemon.slow(.seconds(5))
         defer { daemon.server.shutdown() }
         var raw = try await RawConnection.connect(daemon, .unix)
         try await raw.hello(token: daemon.token)

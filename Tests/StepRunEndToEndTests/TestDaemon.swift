@@ -43,6 +43,13 @@ struct TestDaemon: Sendable {
         try await started.value
     }
 
+    /// A daemon of its own over the shared repository whose store answers every call only after
+    /// `delay` (`SlowStore`): for tests of deadlines and limits on calls in flight.
+    static func slow(_ delay: Duration, configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestDaemon {
+        let repository = try await shared().repository
+        return try await start(repository: repository, store: SlowStore(inner: repository, delay: delay), configure: configure)
+    }
+
     /// Starts a daemon of its own (for tests that shut one down or change limits).
     /// `store` wraps the repository when a test needs to hold calls in flight (see `SlowStore`).
     static func start(
