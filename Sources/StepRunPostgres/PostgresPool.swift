@@ -333,10 +333,24 @@ final class PoolJob: Sendable, PoolWork {
 
     let deadline: ContinuousClock.Instant
     let work: Work
+    /// Single-statement writes may share a transaction, and reads may ride along in the same round
+    /// trip; a `transaction` call has its own BEGIN/COMMIT, and `purge_run` runs by itself.
+    let isBatchable: Bool
+    /// begin_step and complete_step calls with small payloads (`PoolStateMachine.holdThreshold`).
+    let joinsSharedStatement: Bool
 
+    /// Works out what the pool's state machine asks of the job here, before it is submitted, so
+    /// none of it runs under the pool's lock.
     init(deadline: ContinuousClock.Instant, work: Work) {
         self.deadline = deadline
         self.work = work
+        if case .store(let request, _, _) = work {
+            isBatchable = request.isTransactional || request.isReadOnly
+            joinsSharedStatement = StoreOperations.batchKind(request) != nil
+        } else {
+            isBatchable = false
+            joinsSharedStatement = false
+        }
     }
 
     /// Answers the caller with an error; the work does not run.
@@ -350,19 +364,6 @@ final class PoolJob: Sendable, PoolWork {
     /// True for a job that must run on the connection as it is, in-flight statement and all.
     var continuesStartedStatement: Bool {
         if case .finishStarted = work { return true }
-        return false
-    }
-
-    /// begin_step and complete_step calls with small payloads (`PoolStateMachine.holdThreshold`).
-    var joinsSharedStatement: Bool {
-        if case .store(let request, _, _) = work { return StoreOperations.batchKind(request) != nil }
-        return false
-    }
-
-    /// Single-statement writes may share a transaction, and reads may ride along in the same round
-    /// trip; a `transaction` call has its own BEGIN/COMMIT, and `purge_run` runs by itself.
-    var isBatchable: Bool {
-        if case .store(let request, _, _) = work { return request.isTransactional || request.isReadOnly }
         return false
     }
 
