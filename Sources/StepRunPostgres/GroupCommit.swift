@@ -29,7 +29,8 @@ enum GroupCommit {
         """)
     static let commit = PreparedStatement(name: "steprun_group_commit", sql: "COMMIT")
 
-    /// Returns true when the group's writes committed together; false when it fell back to one by one.
+    /// Runs the group on `connection` and answers every caller: `start` then `finish`. Returns true
+    /// when the group's writes committed together; false when it fell back to one by one.
     ///
     /// The whole group — BEGIN, the writes' statements, COMMIT, then the reads queued with them —
     /// goes to Postgres as one libpq pipeline: one round trip, however many calls. begin_step and
@@ -38,15 +39,49 @@ enum GroupCommit {
     /// COMMIT, each a statement of its own, so they see the group's writes as any later call would.
     /// A call whose statement raced a concurrent writer (it changed nothing; see
     /// `StoreOperations.decode`), or a read that failed, runs again by itself afterwards.
-    ///
-    /// `onCommit(writes)` runs once two or more writes have committed together, before any caller
-    /// is answered (statistics). `runningLast` runs once Postgres has answered all but the last of
-    /// the writes' statements — that one is running, then the COMMIT's WAL flush follows — so the
-    /// pool can start the next group (`PoolStateMachine.holdThreshold`).
     @discardableResult
     static func run(
         _ jobs: [PoolJob], on connection: PGConnection, runningLast: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
     ) -> Bool {
+        switch start(jobs, on: connection) {
+        case .started(let group): finish(group, on: connection, runningLast: runningLast, onCommit: onCommit)
+        case .finished(let committed): committed
+        }
+    }
+
+    /// What `start` left to do.
+    enum Start: Sendable {
+        /// The group's pipeline is in flight on the connection: `finish` reads its results.
+        case started(Started)
+        /// Every caller is answered already: nothing needed SQL, or sending failed (false).
+        case finished(committed: Bool)
+    }
+
+    /// A group whose pipeline has been sent and not yet read.
+    struct Started: Sendable {
+        fileprivate var calls: [Call]
+        fileprivate var writeCount: Int
+        fileprivate var statements: [Statement]
+        fileprivate var writeStatementCount: Int
+        /// Where each statement's outcome sits in the pipeline's results.
+        fileprivate var positions: [Int]
+        fileprivate var stepCount: Int
+        /// Steps up to and including COMMIT: all must succeed for the writes to count.
+        fileprivate var writePart: Int
+        /// The calls that share multi-row statements (`PoolJob.joinsSharedStatement`).
+        let sharedStatementCalls: Int
+
+        /// Answers every caller of the group with `error` (the group cannot be finished).
+        func fail(_ error: StepRunError) {
+            for call in calls { call.job.fail(error) }
+        }
+    }
+
+    /// The first half of `run`: answers the calls that need no SQL, then builds the group's
+    /// pipeline and sends it without waiting for any result. It may run on another thread than
+    /// `finish` — the pool starts a worker's next group from the thread that sees the previous
+    /// group reach its last statement (`PostgresPool.startNextGroup`).
+    static func start(_ jobs: [PoolJob], on connection: PGConnection) -> Start {
         var writes: [Call] = []
         var reads: [Call] = []
         writes.reserveCapacity(jobs.count)
@@ -63,7 +98,7 @@ enum GroupCommit {
         }
         writes.sort { $0.key < $1.key }
         let calls = writes + reads
-        guard !calls.isEmpty else { return true }
+        guard !calls.isEmpty else { return .finished(committed: true) }
 
         func step(_ statement: Statement) -> PGConnection.PipelineStep {
             switch statement {
@@ -79,7 +114,6 @@ enum GroupCommit {
         let statements = writeStatements + reads.indices.map { Statement.single(writes.count + $0) }
         var steps: [PGConnection.PipelineStep] = []
         steps.reserveCapacity(statements.count + 3)
-        // Where each statement's outcome sits in the pipeline's results.
         var positions: [Int] = []
         positions.reserveCapacity(statements.count)
         if !writes.isEmpty {
@@ -97,24 +131,42 @@ enum GroupCommit {
         if reads.isEmpty && !writes.isEmpty {
             steps.append(.prepared(Self.commit, []))
         }
-        // Everything up to and including COMMIT must succeed for the writes to count.
-        let writePart = reads.isEmpty ? steps.count : positions[writeStatements.count]
+        let group = Started(
+            calls: calls, writeCount: writes.count, statements: statements, writeStatementCount: writeStatements.count,
+            positions: positions, stepCount: steps.count,
+            writePart: reads.isEmpty ? steps.count : positions[writeStatements.count],
+            sharedStatementCalls: calls.count(where: \.job.joinsSharedStatement))
+        do {
+            try connection.sendPipeline(steps)
+        } catch {
+            // Some of it may have reached Postgres before the connection failed.
+            failLost(group)
+            return .finished(committed: false)
+        }
+        return .started(group)
+    }
 
+    /// The second half of `run`: reads the group's results, commits or falls back, and answers
+    /// every caller.
+    ///
+    /// `onCommit(writes)` runs once two or more writes have committed together, before any caller
+    /// is answered (statistics). `runningLast` runs once Postgres has answered all but the last of
+    /// the writes' statements — that one is running, then the COMMIT's WAL flush follows — so the
+    /// pool can start the next group (`PoolStateMachine.holdThreshold`).
+    @discardableResult
+    static func finish(
+        _ group: Started, on connection: PGConnection, runningLast: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
+    ) -> Bool {
+        let calls = group.calls
         let outcomes: [Result<PGRows, PGError>]
         do {
-            let lastWrite = writeStatements.isEmpty ? nil : positions[writeStatements.count - 1]
-            outcomes = try connection.pipeline(steps, hookBefore: lastWrite, runningLast)
+            let lastWrite = group.writeStatementCount == 0 ? nil : group.positions[group.writeStatementCount - 1]
+            outcomes = try connection.receivePipeline(count: group.stepCount, hookBefore: lastWrite, runningLast)
         } catch {
-            // The connection failed with the group in flight: COMMIT may or may not have happened.
-            for call in writes {
-                call.job.fail(.unavailable("the database connection was lost during the call; it may or may not have been applied"))
-            }
-            for call in reads {
-                call.job.fail(.unavailable("the database connection was lost during the call"))
-            }
+            failLost(group)
             return false
         }
-        let committed = connection.isIdle && outcomes[..<writePart].allSatisfy { if case .success = $0 { true } else { false } }
+        let committed = connection.isIdle && outcomes[..<group.writePart].allSatisfy { if case .success = $0 { true } else { false } }
         guard committed else {
             // Nothing of the group was applied. Each call gets its own chance, on a working connection.
             if connection.isInTransaction {
@@ -129,11 +181,11 @@ enum GroupCommit {
             }
             return false
         }
-        if writes.count >= 2 { onCommit(writes.count) }
+        if group.writeCount >= 2 { onCommit(group.writeCount) }
 
         var rowsByCall: [PGRows?] = Array(repeating: nil, count: calls.count)
-        for (number, statement) in statements.enumerated() {
-            guard case .success(let rows) = outcomes[positions[number]] else { continue }
+        for (number, statement) in group.statements.enumerated() {
+            guard case .success(let rows) = outcomes[group.positions[number]] else { continue }
             switch statement {
             case .single(let index):
                 rowsByCall[index] = rows
@@ -163,7 +215,17 @@ enum GroupCommit {
         return true
     }
 
-    private struct Call {
+    /// The connection failed with the group in flight: COMMIT may or may not have happened.
+    private static func failLost(_ group: Started) {
+        for call in group.calls[..<group.writeCount] {
+            call.job.fail(.unavailable("the database connection was lost during the call; it may or may not have been applied"))
+        }
+        for call in group.calls[group.writeCount...] {
+            call.job.fail(.unavailable("the database connection was lost during the call"))
+        }
+    }
+
+    fileprivate struct Call: Sendable {
         var job: PoolJob
         var request: StoreRequest
         var sql: StepRunSQL
@@ -173,7 +235,7 @@ enum GroupCommit {
     }
 
     /// One statement of the group: a call by itself, or several calls of one kind in one statement.
-    enum Statement: Equatable {
+    enum Statement: Equatable, Sendable {
         case single(Int)
         case batch([Int])
     }

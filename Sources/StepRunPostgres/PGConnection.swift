@@ -218,6 +218,14 @@ final class PGConnection {
     func pipeline(
         _ steps: [PipelineStep], hookBefore: Int? = nil, _ hook: () -> Void = {}
     ) throws(PGError) -> [Result<PGRows, PGError>] {
+        try sendPipeline(steps)
+        return try receivePipeline(count: steps.count, hookBefore: hookBefore, hook)
+    }
+
+    /// The first half of `pipeline`: sends the steps and the Sync without waiting for any result.
+    /// The connection is then in pipeline mode until `receivePipeline` has read them all — which
+    /// may run on another thread, once this one has handed the connection over.
+    func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
         let handle = try liveHandle()
         for case .prepared(let statement, _) in steps {
             try prepareIfNeeded(statement, on: handle)
@@ -243,10 +251,17 @@ final class PGConnection {
             throw error
         }
         PQsetnonblocking(handle, 0)
+    }
 
+    /// The second half of `pipeline`: reads the outcomes of the `count` steps `sendPipeline` sent,
+    /// then their Sync, and leaves pipeline mode.
+    func receivePipeline(
+        count: Int, hookBefore: Int? = nil, _ hook: () -> Void = {}
+    ) throws(PGError) -> [Result<PGRows, PGError>] {
+        let handle = try liveHandle()
         var outcomes: [Result<PGRows, PGError>] = []
-        outcomes.reserveCapacity(steps.count)
-        for index in steps.indices {
+        outcomes.reserveCapacity(count)
+        for index in 0..<count {
             if index == hookBefore { hook() }
             guard let result = PQgetResult(handle) else {
                 let error = failure("the pipeline ended early")

@@ -7,10 +7,11 @@
 protocol PoolWork {
     /// May it share a transaction with its neighbours?
     var isBatchable: Bool { get }
-    /// May it share one multi-row statement with calls of its kind (`StoreOperations.batchKind`)?
+    /// How many calls in it share one multi-row statement with calls of their kind
+    /// (`StoreOperations.batchKind`): 1 or 0 for one call, more for a group started elsewhere.
     /// Only such calls hold the next group back: the others run as statements of their own and
     /// gain nothing by gathering.
-    var joinsSharedStatement: Bool { get }
+    var sharedStatementCalls: Int { get }
     /// When its caller stops waiting; a job still queued then is expired.
     var deadline: ContinuousClock.Instant { get }
 }
@@ -150,7 +151,7 @@ struct PoolStateMachine<Job: PoolWork> {
             while first.isBatchable, batch.count < maxBatch, let job = dequeue(where: \.isBatchable) {
                 batch.append(job)
             }
-            running[worker] = batch.count(where: \.joinsSharedStatement)
+            running[worker] = batch.reduce(0) { $0 + $1.sharedStatementCalls }
             return .run(batch)
         }
         busy.remove(worker)

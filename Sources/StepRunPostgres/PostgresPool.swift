@@ -286,8 +286,51 @@ public final class PostgresPool: Sendable {
         state.withLock { $0.next(worker: worker) }
     }
 
+    /// The worker's group is running its last statement. If an idle worker may start the next
+    /// group now, this thread starts it (`startNextGroup`).
     fileprivate func runningLast(worker: Int) {
-        if let idle = state.withLock({ $0.runningLast(worker: worker) }) { wakeups[idle].signal() }
+        if let idle = state.withLock({ $0.runningLast(worker: worker) }) { startNextGroup(on: idle) }
+    }
+
+    /// Starts the next group on an idle worker's connection from the calling thread — the worker
+    /// whose group just reached its last statement — and then wakes that worker to read the results.
+    ///
+    /// Woken first, the idle worker would have had to take the jobs and send them itself: Postgres
+    /// would only start on them after a thread wake-up, while both machines' CPUs idle between
+    /// held groups. Sent from here, the wake-up overlaps Postgres running the group. The worker is
+    /// counted busy since `runningLast` chose it, so this thread may use its connection until the
+    /// hand-off, as a lent one (`runInline`).
+    private func startNextGroup(on worker: Int) {
+        guard let connection = slots[worker].connection, connection.isUsable else {
+            wakeups[worker].signal()  // it reconnects first
+            return
+        }
+        let jobs: [PoolJob]
+        switch state.withLock({ $0.next(worker: worker) }) {
+        case .wait: return  // the queue emptied meanwhile (deadlines): the worker is idle again
+        case .exit:
+            wakeups[worker].signal()
+            return
+        case .run(let taken): jobs = taken
+        }
+        var live: [PoolJob] = []
+        for job in jobs {
+            if job.deadline > .now {
+                live.append(job)
+            } else {
+                job.fail(.deadlineExceeded("no database connection became free before the deadline"))
+            }
+        }
+        if live.count >= 2 {
+            // Only batchable store calls are taken together: a group.
+            if case .started(let group) = GroupCommit.start(live, on: connection) {
+                let job = PoolJob(deadline: live[0].deadline, work: .finishGroup(group))
+                state.withLock { $0.handOff(job, to: worker) }
+            }
+        } else if let job = live.first {
+            state.withLock { $0.handOff(job, to: worker) }
+        }
+        wakeups[worker].signal()
     }
 
     fileprivate func waitForWork(worker: Int) {
@@ -329,6 +372,9 @@ final class PoolJob: Sendable, PoolWork {
         /// A read whose statement a caller sent on this worker's connection (`runInline`) and did
         /// not see answered in time: the worker reads the result and answers.
         case finishStarted(StoreRequest, PreparedStatement, @Sendable (Result<StoreResult, StepRunError>) -> Void)
+        /// A group another thread sent on this worker's connection (`PostgresPool.startNextGroup`):
+        /// the worker reads its results and answers its callers (`GroupCommit.finish`).
+        case finishGroup(GroupCommit.Started)
     }
 
     let deadline: ContinuousClock.Instant
@@ -338,18 +384,26 @@ final class PoolJob: Sendable, PoolWork {
     let isBatchable: Bool
     /// begin_step and complete_step calls with small payloads (`PoolStateMachine.holdThreshold`).
     let joinsSharedStatement: Bool
+    let sharedStatementCalls: Int
 
     /// Works out what the pool's state machine asks of the job here, before it is submitted, so
     /// none of it runs under the pool's lock.
     init(deadline: ContinuousClock.Instant, work: Work) {
         self.deadline = deadline
         self.work = work
-        if case .store(let request, _, _) = work {
+        switch work {
+        case .store(let request, _, _):
             isBatchable = request.isTransactional || request.isReadOnly
             joinsSharedStatement = StoreOperations.batchKind(request) != nil
-        } else {
+            sharedStatementCalls = joinsSharedStatement ? 1 : 0
+        case .finishGroup(let group):
             isBatchable = false
             joinsSharedStatement = false
+            sharedStatementCalls = group.sharedStatementCalls
+        case .connection, .finishStarted:
+            isBatchable = false
+            joinsSharedStatement = false
+            sharedStatementCalls = 0
         }
     }
 
@@ -358,13 +412,16 @@ final class PoolJob: Sendable, PoolWork {
         switch work {
         case .connection(_, let fail): fail(error)
         case .store(_, _, let deliver), .finishStarted(_, _, let deliver): deliver(.failure(error))
+        case .finishGroup(let group): group.fail(error)
         }
     }
 
     /// True for a job that must run on the connection as it is, in-flight statement and all.
     var continuesStartedStatement: Bool {
-        if case .finishStarted = work { return true }
-        return false
+        switch work {
+        case .finishStarted, .finishGroup: true
+        case .connection, .store: false
+        }
     }
 
     /// Runs the job by itself (autocommit) and answers its caller.
@@ -386,6 +443,8 @@ final class PoolJob: Sendable, PoolWork {
             deliver(outcome)
         case .finishStarted(let request, let statement, let deliver):
             deliver(StoreOperations.outcome(of: request, statement, connection.finishResult()))
+        case .finishGroup(let group):
+            GroupCommit.finish(group, on: connection)
         }
     }
 }
@@ -424,7 +483,11 @@ private struct PoolWorker {
                 // Its statement is in flight on the connection: no deadline check or liveness probe
                 // first (either would throw the statement's answer away with the connection).
                 if let connection {
-                    jobs[0].runAlone(on: connection)
+                    if case .finishGroup(let group) = jobs[0].work {
+                        GroupCommit.finish(group, on: connection, runningLast: runningLast) { pool.recordGroupCommit(calls: $0) }
+                    } else {
+                        jobs[0].runAlone(on: connection)
+                    }
                     if !connection.isUsable { dropConnection() }
                 } else {
                     jobs[0].fail(.unavailable("database connection lost"))
@@ -447,15 +510,18 @@ private struct PoolWorker {
                 if live.count == 1 {
                     live[0].runAlone(on: connection)
                 } else {
-                    GroupCommit.run(live, on: connection, runningLast: { [index, pool] in pool.runningLast(worker: index) }) {
-                        pool.recordGroupCommit(calls: $0)
-                    }
+                    GroupCommit.run(live, on: connection, runningLast: runningLast) { pool.recordGroupCommit(calls: $0) }
                 }
                 if !connection.isUsable {
                     dropConnection()
                 }
             }
         }
+    }
+
+    /// Passed to `GroupCommit` for the pool's `runningLast`.
+    private func runningLast() {
+        pool.runningLast(worker: index)
     }
 
     private mutating func ensureConnection() {
