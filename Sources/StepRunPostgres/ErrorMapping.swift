@@ -6,6 +6,9 @@ extension PGError {
         if connectionLost {
             return .unavailable("database unreachable while \(context): \(message)")
         }
+        if isStalePlan {
+            return .aborted("the database schema changed under a prepared statement while \(context); retry")
+        }
         switch sqlState {
         case "57014":  // query_canceled: statement_timeout
             return .deadlineExceeded("the database statement timed out while \(context)")

@@ -11,6 +11,14 @@ struct PGError: Error, Sendable, CustomStringConvertible {
     var connectionLost: Bool
 
     var description: String { sqlState.map { "\(message) (SQLSTATE \($0))" } ?? message }
+
+    /// The table changed shape under a prepared statement (a migration by another daemon changed
+    /// a column's type): Postgres refused to run it, so nothing of it happened. The connection's
+    /// prepared statements are dropped (`PGConnection.forgetStalePreparedStatements`) and the
+    /// call is run again.
+    var isStalePlan: Bool {
+        sqlState == "0A000" && message.contains("cached plan must not change result type")
+    }
 }
 
 /// The rows of one result, copied out of libpq so the `PGresult` can be freed at once.
@@ -48,6 +56,8 @@ struct PreparedStatement: Sendable {
 final class PGConnection {
     private var handle: OpaquePointer?
     private var prepared: Set<String> = []
+    /// Set when a statement failed with `PGError.isStalePlan`; cleared by dropping them all.
+    private var preparedStatementsStale = false
 
     /// Opens a connection (blocking, bounded by `connect_timeout`).
     init(parameters: [(String, String)]) throws(PGError) {
@@ -123,14 +133,43 @@ final class PGConnection {
     }
 
     /// Runs a prepared statement with text parameters, preparing it on first use on this connection.
+    ///
+    /// A statement refused because the table changed shape since it was prepared (`isStalePlan`)
+    /// is prepared again and run once more — outside a transaction block; inside one, the block
+    /// has failed and the error is the caller's (it maps to `ABORTED`, and the pool runs such a
+    /// call again).
     func execute(_ statement: PreparedStatement, _ parameters: [String?]) throws(PGError) -> PGRows {
+        do {
+            return try executeOnce(statement, parameters)
+        } catch where error.isStalePlan && isIdle {
+            return try executeOnce(statement, parameters)
+        }
+    }
+
+    private func executeOnce(_ statement: PreparedStatement, _ parameters: [String?]) throws(PGError) -> PGRows {
         let handle = try liveHandle()
+        forgetStalePreparedStatements(handle)
         try prepareIfNeeded(statement, on: handle)
         let result = Self.withParameters(parameters) { values in
             PQexecPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
         }
         defer { PQclear(result) }
         return try rows(of: result)
+    }
+
+    /// After a statement failed with `isStalePlan`, drops every statement prepared on the
+    /// connection (all that read the changed table are stale) so they are prepared afresh on next
+    /// use. Waits for a state in which Postgres accepts commands (not a failed transaction block).
+    private func forgetStalePreparedStatements(_ handle: OpaquePointer) {
+        guard preparedStatementsStale else { return }
+        let status = PQtransactionStatus(handle)
+        guard status == PQTRANS_IDLE || status == PQTRANS_INTRANS else { return }
+        let result = PQexec(handle, "DEALLOCATE ALL")
+        let succeeded = PQresultStatus(result) == PGRES_COMMAND_OK
+        PQclear(result)
+        guard succeeded else { return }
+        prepared.removeAll()
+        preparedStatementsStale = false
     }
 
     /// True when `statement` has been prepared on this connection.
@@ -141,7 +180,7 @@ final class PGConnection {
     /// Sends an already prepared statement without waiting for its result; collect the result with
     /// `awaitResult(within:)` and, if that runs out of time, `finishResult()`. False if sending failed.
     func send(_ statement: PreparedStatement, _ parameters: [String?]) -> Bool {
-        guard let handle, PQstatus(handle) == CONNECTION_OK, prepared.contains(statement.name) else { return false }
+        guard let handle, PQstatus(handle) == CONNECTION_OK, !preparedStatementsStale, prepared.contains(statement.name) else { return false }
         // Blocking mode: a statement this small fits the socket buffer of a connection with nothing in flight.
         return Self.withParameters(parameters) { values in
             PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0) == 1
@@ -227,6 +266,7 @@ final class PGConnection {
     /// may run on another thread, once this one has handed the connection over.
     func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
         let handle = try liveHandle()
+        forgetStalePreparedStatements(handle)
         for case .prepared(let statement, _) in steps {
             try prepareIfNeeded(statement, on: handle)
         }
@@ -346,7 +386,9 @@ final class PGConnection {
             let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
                 ?? Self.trimmed(PQresultErrorMessage(result))
             if isBroken { close() }
-            throw PGError(sqlState: sqlState, message: message, connectionLost: handle == nil)
+            let error = PGError(sqlState: sqlState, message: message, connectionLost: handle == nil)
+            if error.isStalePlan { preparedStatementsStale = true }
+            throw error
         }
     }
 

@@ -163,8 +163,8 @@ public final class PostgresPool: Sendable {
             return true
         }
         giveBack(worker)
-        if case .failure(let error) = rows, error.connectionLost {
-            return false  // a read is safe to run again: the normal path reconnects first
+        if case .failure(let error) = rows, error.connectionLost || error.isStalePlan {
+            return false  // a read is safe to run again: the normal path reconnects or prepares again first
         }
         inlineReads.add(1, ordering: .relaxed)
         completion(StoreOperations.outcome(of: request, statement.prepared, rows))
@@ -416,6 +416,13 @@ final class PoolJob: Sendable, PoolWork {
         }
     }
 
+    private static func isAborted(_ outcome: Result<StoreResult, StepRunError>) -> Bool {
+        switch outcome {
+        case .failure(.aborted), .failure(.transactionFailed(_, cause: .aborted)): true
+        default: false
+        }
+    }
+
     /// True for a job that must run on the connection as it is, in-flight statement and all.
     var continuesStartedStatement: Bool {
         switch work {
@@ -427,7 +434,9 @@ final class PoolJob: Sendable, PoolWork {
     /// Runs the job by itself (autocommit) and answers its caller.
     ///
     /// A single statement can still lose a deadlock or serialization race against a group holding
-    /// locks; Postgres then applied nothing of it, so it is run again (a few times, briefly spaced).
+    /// locks, or meet a statement prepared before a migration changed the table; Postgres then
+    /// applied nothing of it, so it is run again (a few times, briefly spaced). So is a
+    /// `transaction` call that failed that way: it was rolled back whole.
     func runAlone(on connection: PGConnection) {
         switch work {
         case .connection(let body, _):
@@ -435,7 +444,7 @@ final class PoolJob: Sendable, PoolWork {
         case .store(let request, let sql, let deliver):
             var outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
             var retries = 0
-            while case .failure(.aborted) = outcome, (retries < 5), connection.isIdle, (deadline > ContinuousClock.now) {
+            while Self.isAborted(outcome), retries < 5, connection.isIdle, deadline > ContinuousClock.now {
                 retries += 1
                 usleep(UInt32(1000 * retries))
                 outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }

@@ -18,9 +18,15 @@ public enum SchemaMigrator {
     /// build knows (a newer daemon migrated it): running old code against it is not safe.
     @discardableResult
     public static func migrate(pool: PostgresPool, logger: Logger) async throws -> MigrationReport {
+        try await migrate(pool: pool, logger: logger, through: Migrations.latestVersion)
+    }
+
+    /// Applies pending migrations up to `version` only (tests of an upgrade from an older schema).
+    @discardableResult
+    static func migrate(pool: PostgresPool, logger: Logger, through version: Int) async throws -> MigrationReport {
         let schema = try SchemaName(pool.configuration.schema)
         let report = try await pool.withConnection(deadline: .now.advanced(by: .seconds(600))) { connection throws(StepRunError) in
-            try migrate(connection: connection, schema: schema)
+            try migrate(connection: connection, schema: schema, through: version)
         }
         if report.from != report.to {
             logger.info("schema migrated", metadata: ["schema": "\(schema.raw)", "from": "\(report.from)", "to": "\(report.to)"])
@@ -30,7 +36,7 @@ public enum SchemaMigrator {
         return report
     }
 
-    private static func migrate(connection: PGConnection, schema: SchemaName) throws(StepRunError) -> MigrationReport {
+    private static func migrate(connection: PGConnection, schema: SchemaName, through version: Int) throws(StepRunError) -> MigrationReport {
         let lockKey = "hashtext('steprun.migrate.' || \(SchemaName.literal(schema.raw)))"
         do {
             // A session-level lock: held across the per-migration transactions below.
@@ -50,7 +56,7 @@ public enum SchemaMigrator {
                 throw StepRunError.failedPrecondition(
                     "schema \(schema.raw) is at version \(current), newer than this steprund knows (\(Migrations.latestVersion)); upgrade steprund")
             }
-            for migration in Migrations.all where migration.version > current {
+            for migration in Migrations.all where migration.version > current && migration.version <= version {
                 let sql = migration.sql.replacingOccurrences(of: "{schema}", with: schema.quoted)
                 do {
                     try connection.simpleQuery("""
@@ -65,7 +71,7 @@ public enum SchemaMigrator {
                     throw error
                 }
             }
-            return MigrationReport(from: current, to: max(current, Migrations.latestVersion))
+            return MigrationReport(from: current, to: max(current, min(version, Migrations.latestVersion)))
         } catch let error as PGError {
             throw error.storeError(context: "migrating schema \(schema.raw)")
         } catch let error as StepRunError {

@@ -151,6 +151,77 @@ struct PoolTests {
         for pool in pools { await pool.shutdown() }
     }
 
+    @Test("migration 2 turns the column CHECKs into domains: rows written before stay, no table is rewritten, the rules still hold")
+    func domainMigrationKeepsRowsAndRules() async throws {
+        let schema = "steprun_upgrade_\(UInt32.random(in: 0...UInt32.max))"
+        // One connection: every statement below was prepared on it before the migration.
+        let pool = PostgresPool(
+            configuration: PostgresConfiguration(connectionString: try TestDatabase.url, schema: schema, poolSize: 1),
+            logger: TestDatabase.logger)
+        #expect(try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger, through: 1) == MigrationReport(from: 0, to: 1))
+        let store = StepRunRepository(pool: pool)
+        let runID = UUID()
+        _ = try await store.transaction([.beginStep(runID: runID, step: "zero", input: .empty, recovery: nil)])
+        let (first, _) = try await store.beginStep(runID: runID, step: "first", input: JSONPayload(["n": .int(1)]))
+        try await store.completeStep(stepRunID: first.id, output: JSONPayload(["done": .bool(true)]))
+        let (second, _) = try await store.beginStep(runID: runID, step: "second")
+        let attempt = try await store.beginAttempt(stepRunID: second.id)
+        try await store.failAttempt(attemptID: attempt.id, error: JSONPayload(["why": .string("x")]))
+        func storage() async throws -> [String] {
+            try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+                let rows = try connection.simpleQuery("""
+                    SELECT relname || ':' || relfilenode FROM pg_class
+                    WHERE relnamespace = '\(schema)'::regnamespace AND relname IN ('step_runs', 'step_attempts', 'step_runs_pkey')
+                    ORDER BY relname
+                    """, context: "storage")
+                return (0..<rows.count).map { rows[$0, 0] ?? "" }
+            }
+        }
+        let before = try await storage()
+
+        #expect(try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger) == MigrationReport(from: 1, to: 2))
+        #expect(try await storage() == before)
+        let results = try await store.transaction([.beginStep(runID: runID, step: "third", input: .empty, recovery: nil)])
+        #expect(results.count == 1)
+        let kept = try #require(try await store.getStepRun(runID: runID, step: "first"))
+        #expect(kept.status == .completed && kept.output == JSONPayload(["done": .bool(true)]) && kept.input == JSONPayload(["n": .int(1)]))
+        #expect(try await store.completedSteps(runID: runID) == ["first"])
+        // The connection prepared its statements against the old column types: it prepares them
+        // again instead of failing (`PGError.isStalePlan`), in a transaction (above), alone and grouped.
+        _ = try await store.completeStep(stepRunID: second.id, output: .empty)
+        #expect(try await store.completedSteps(runID: runID) == ["first", "second"])
+        let grouped = try await withThrowingTaskGroup(of: BeginDecision.self) { group in
+            for index in 0..<24 {
+                group.addTask { try await store.beginStep(runID: runID, step: "many-\(index)").1 }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(grouped.count == 24 && grouped.allSatisfy { $0 == .execute })
+
+        // What the column CHECKs refused, the domains refuse.
+        let refused = [
+            "INSERT INTO \(schema).step_runs (id, run_id, step, status, output, inserted_at, updated_at) VALUES (gen_random_uuid(), gen_random_uuid(), 's', 'running', '[1]', now(), now())",
+            "INSERT INTO \(schema).step_runs (id, run_id, step, status, inserted_at, updated_at) VALUES (gen_random_uuid(), gen_random_uuid(), '', 'running', now(), now())",
+            "UPDATE \(schema).step_runs SET status = 'done' WHERE id = '\(first.id.uuidString)'",
+            "UPDATE \(schema).step_runs SET recovery = '\"x\"' WHERE id = '\(first.id.uuidString)'",
+            "UPDATE \(schema).step_attempts SET attempt_number = 0 WHERE id = '\(attempt.id.uuidString)'",
+            "UPDATE \(schema).step_attempts SET status = 'pending' WHERE id = '\(attempt.id.uuidString)'",
+            "UPDATE \(schema).step_attempts SET error = '[]' WHERE id = '\(attempt.id.uuidString)'",
+        ]
+        for sql in refused {
+            let error = await expectStoreError {
+                try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+                    _ = try connection.simpleQuery(sql, context: "breaking a rule")
+                }
+            }
+            #expect(error?.message.contains("violates check constraint") == true, "\(sql)")
+        }
+        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+            try connection.simpleQuery("DROP SCHEMA \(schema) CASCADE", context: "cleanup")
+        }
+        await pool.shutdown()
+    }
+
     @Test("an invalid schema name is refused by the migrator")
     func invalidSchemaNameIsRefused() async throws {
         let pool = PostgresPool(
