@@ -296,8 +296,8 @@ public final class PostgresPool: Sendable {
     /// whose group just reached its last statement — and then wakes that worker to read the results.
     ///
     /// Woken first, the idle worker would have had to take the jobs and send them itself: Postgres
-    /// would only start on them after a thread wake-up, while both machines' CPUs idle between
-    /// held groups. Sent from here, the wake-up overlaps Postgres running the group. The worker is
+    /// would only start on them after a thread wake-up, while the cores may idle between held
+    /// groups. Sent from here, the wake-up overlaps Postgres running the group. The worker is
     /// counted busy since `runningLast` chose it, so this thread may use its connection until the
     /// hand-off, as a lent one (`runInline`).
     private func startNextGroup(on worker: Int) {
@@ -313,14 +313,7 @@ public final class PostgresPool: Sendable {
             return
         case .run(let taken): jobs = taken
         }
-        var live: [PoolJob] = []
-        for job in jobs {
-            if job.deadline > .now {
-                live.append(job)
-            } else {
-                job.fail(.deadlineExceeded("no database connection became free before the deadline"))
-            }
-        }
+        let live = PoolJob.failingExpired(jobs)
         if live.count >= 2 {
             // Only batchable store calls are taken together: a group.
             if case .started(let group) = GroupCommit.start(live, on: connection) {
@@ -384,6 +377,7 @@ final class PoolJob: Sendable, PoolWork {
     let isBatchable: Bool
     /// begin_step and complete_step calls with small payloads (`PoolStateMachine.holdThreshold`).
     let joinsSharedStatement: Bool
+    /// `PoolWork.sharedStatementCalls`: 1 for such a call, the count of a group started elsewhere.
     let sharedStatementCalls: Int
 
     /// Works out what the pool's state machine asks of the job here, before it is submitted, so
@@ -414,6 +408,21 @@ final class PoolJob: Sendable, PoolWork {
         case .store(_, _, let deliver), .finishStarted(_, _, let deliver): deliver(.failure(error))
         case .finishGroup(let group): group.fail(error)
         }
+    }
+
+    /// The jobs whose caller still waits; the others are answered `DEADLINE_EXCEEDED`.
+    static func failingExpired(_ jobs: [PoolJob]) -> [PoolJob] {
+        let now = ContinuousClock.now
+        var live: [PoolJob] = []
+        live.reserveCapacity(jobs.count)
+        for job in jobs {
+            if job.deadline > now {
+                live.append(job)
+            } else {
+                job.fail(.deadlineExceeded("no database connection became free before the deadline"))
+            }
+        }
+        return live
     }
 
     private static func isAborted(_ outcome: Result<StoreResult, StepRunError>) -> Bool {
@@ -502,14 +511,7 @@ private struct PoolWorker {
                     jobs[0].fail(.unavailable("database connection lost"))
                 }
             case .run(let jobs):
-                var live: [PoolJob] = []
-                for job in jobs {
-                    if job.deadline > .now {
-                        live.append(job)
-                    } else {
-                        job.fail(.deadlineExceeded("no database connection became free before the deadline"))
-                    }
-                }
+                let live = PoolJob.failingExpired(jobs)
                 guard !live.isEmpty else { continue }
                 ensureConnection()
                 guard let connection else {
