@@ -355,4 +355,53 @@ struct GroupCommitTests {
         #expect(pool.statistics.groupCommits > 0)
         try await drop(schema, pool)
     }
+
+    @Test("held groups with deadlines: each call is answered once — applied, or DEADLINE_EXCEEDED and not applied")
+    func heldGroupsWithDeadlines() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 2, groupHold: 2)
+        let runID = UUID()
+        // Deadlines from 1 to 40 ms: many calls expire while queued behind a held group, some
+        // of them in the batch a hand-over takes for the next group (`PostgresPool.startNextGroup`).
+        let outcomes = await withTaskGroup(of: [(String, String)].self) { group in
+            for worker in 0..<48 {
+                group.addTask {
+                    var outcomes: [(String, String)] = []
+                    for round in 0..<4 {
+                        let step = "d\(worker)-\(round)"
+                        let deadline = ContinuousClock.now.advanced(by: .milliseconds(1 + (worker * 7 + round * 13) % 40))
+                        do {
+                            let result = try await store.perform(
+                                .beginStep(runID: runID, step: step, input: .empty, recovery: nil), deadline: deadline)
+                            guard case .begin(_, .execute) = result else {
+                                outcomes.append((step, "unexpected \(result)"))
+                                continue
+                            }
+                            outcomes.append((step, "applied"))
+                        } catch let error as StepRunError where error.code == .deadlineExceeded {
+                            outcomes.append((step, "expired"))
+                        } catch {
+                            outcomes.append((step, "\(error)"))
+                        }
+                    }
+                    return outcomes
+                }
+            }
+            return await group.reduce(into: [String: String]()) { all, outcomes in
+                for (step, outcome) in outcomes { all[step] = outcome }
+            }
+        }
+        #expect(outcomes.count == 48 * 4)
+        for (step, outcome) in outcomes {
+            let row = try await store.getStepRun(runID: runID, step: step)
+            switch outcome {
+            case "applied": #expect(row?.status == .running, "\(step)")
+            case "expired": #expect(row == nil, "\(step) expired but was applied")
+            default: Issue.record("\(step): \(outcome)")
+            }
+        }
+        // The pool still serves everyone afterwards.
+        let (late, decision) = try await store.beginStep(runID: runID, step: "after")
+        #expect(decision == .execute && late.status == .running)
+        try await drop(schema, pool)
+    }
 }
