@@ -24,6 +24,9 @@ public struct PoolStatistics: Sendable, Hashable {
     public var inlineReads: Int
     /// Of those, reads whose answer took longer than `inlineReadWait` and which a worker finished.
     public var inlineReadHandoffs: Int
+    /// Groups started when a held group reached its last statement (`groupHold`): calls gathered
+    /// behind a running group and sent on at once.
+    public var heldGroupHandovers: Int
 }
 
 /// A fixed set of libpq connections, each owned by its own thread.
@@ -51,6 +54,7 @@ public final class PostgresPool: Sendable {
     private let groupCommittedCalls = Atomic<Int>(0)
     private let inlineReads = Atomic<Int>(0)
     private let inlineReadHandoffs = Atomic<Int>(0)
+    private let heldGroupHandovers = Atomic<Int>(0)
     /// Fires at the earliest deadline of the queued calls (armed under the state lock). Dispatch
     /// sources may be scheduled and cancelled from any thread; the type is just not marked Sendable.
     private nonisolated(unsafe) let expiryTimer: any DispatchSourceTimer
@@ -89,7 +93,8 @@ public final class PostgresPool: Sendable {
             connected: connectedCount.load(ordering: .relaxed), groupCommits: groupCommits.load(ordering: .relaxed),
             groupCommittedCalls: groupCommittedCalls.load(ordering: .relaxed),
             inlineReads: inlineReads.load(ordering: .relaxed),
-            inlineReadHandoffs: inlineReadHandoffs.load(ordering: .relaxed))
+            inlineReadHandoffs: inlineReadHandoffs.load(ordering: .relaxed),
+            heldGroupHandovers: heldGroupHandovers.load(ordering: .relaxed))
     }
 
     /// Runs `body` on a pooled connection's thread and returns its result.
@@ -313,6 +318,7 @@ public final class PostgresPool: Sendable {
             return
         case .run(let taken): jobs = taken
         }
+        heldGroupHandovers.add(1, ordering: .relaxed)
         let live = PoolJob.failingExpired(jobs)
         if live.count >= 2 {
             // Only batchable store calls are taken together: a group.

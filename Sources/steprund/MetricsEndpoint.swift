@@ -44,6 +44,7 @@ final class Scrape: Sendable {
         var groupCommittedCalls = 0
         var inlineReads = 0
         var inlineReadHandoffs = 0
+        var heldGroupHandovers = 0
 
         init() {}
 
@@ -52,6 +53,7 @@ final class Scrape: Sendable {
             groupCommittedCalls = statistics.groupCommittedCalls
             inlineReads = statistics.inlineReads
             inlineReadHandoffs = statistics.inlineReadHandoffs
+            heldGroupHandovers = statistics.heldGroupHandovers
         }
     }
 
@@ -68,6 +70,9 @@ final class Scrape: Sendable {
     private static var groupCommittedCalls: MetricNameDescriptor { metric("group_committed_calls", unit: "total", "Writes answered through group commits.") }
     private static var inlineReads: MetricNameDescriptor { metric("inline_reads", unit: "total", "Reads run on the event loop because the pool was quiet.") }
     private static var inlineReadHandoffs: MetricNameDescriptor { metric("inline_read_handoffs", unit: "total", "Inline reads not answered within the inline wait, finished by a pool thread.") }
+    private static var heldGroupHandovers: MetricNameDescriptor {
+        metric("held_group_handovers", unit: "total", "Groups started when a held group reached its last statement (group-hold).")
+    }
     private static var poolConnections: MetricNameDescriptor { metric("pool_connections", "Pool connections by state (busy, idle).") }
     private static var poolConnected: MetricNameDescriptor { metric("pool_connected", "Pool connections currently open to Postgres.") }
     private static var poolSize: MetricNameDescriptor { metric("pool_size", "Configured number of pool connections.") }
@@ -83,6 +88,7 @@ final class Scrape: Sendable {
         registry.makeCounter(descriptor: Self.groupCommittedCalls).increment(by: Int64(statistics.groupCommittedCalls - before.groupCommittedCalls))
         registry.makeCounter(descriptor: Self.inlineReads).increment(by: Int64(statistics.inlineReads - before.inlineReads))
         registry.makeCounter(descriptor: Self.inlineReadHandoffs).increment(by: Int64(statistics.inlineReadHandoffs - before.inlineReadHandoffs))
+        registry.makeCounter(descriptor: Self.heldGroupHandovers).increment(by: Int64(statistics.heldGroupHandovers - before.heldGroupHandovers))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "busy")]).set(Double(statistics.busy))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "idle")]).set(Double(statistics.idle))
         registry.makeGauge(descriptor: Self.poolConnected).set(Double(statistics.connected))

@@ -353,6 +353,7 @@ struct GroupCommitTests {
         let completed = try await store.completedSteps(runID: runID)
         #expect(completed.count == 64 * 5)
         #expect(pool.statistics.groupCommits > 0)
+        #expect(pool.statistics.heldGroupHandovers > 0)  // the next group started at a held group's last statement
         try await drop(schema, pool)
     }
 
