@@ -68,7 +68,7 @@ enum GroupCommit {
         fileprivate var stepCount: Int
         /// Steps up to and including COMMIT: all must succeed for the writes to count.
         fileprivate var writePart: Int
-        /// The calls that share multi-row statements (`PoolJob.joinsSharedStatement`).
+        /// The calls that share multi-row statements (`PoolJob.batchKind`).
         let sharedStatementCalls: Int
 
         /// Answers every caller of the group with `error` (the group cannot be finished).
@@ -110,7 +110,7 @@ enum GroupCommit {
                 return .prepared(batch.prepared, batch.parameters)
             }
         }
-        let writeStatements = plan(writes.map { ($0.request, $0.key) })
+        let writeStatements = plan(writes.map { ($0.job.batchKind, $0.key) })
         let statements = writeStatements + reads.indices.map { Statement.single(writes.count + $0) }
         var steps: [PGConnection.PipelineStep] = []
         steps.reserveCapacity(statements.count + 3)
@@ -135,7 +135,7 @@ enum GroupCommit {
             calls: calls, writeCount: writes.count, statements: statements, writeStatementCount: writeStatements.count,
             positions: positions, stepCount: steps.count,
             writePart: reads.isEmpty ? steps.count : positions[writeStatements.count],
-            sharedStatementCalls: calls.count(where: \.job.joinsSharedStatement))
+            sharedStatementCalls: calls.count(where: { $0.job.batchKind != nil }))
         do {
             try connection.sendPipeline(steps)
         } catch {
@@ -240,16 +240,16 @@ enum GroupCommit {
         case batch([Int])
     }
 
-    /// Splits a group's writes (with their lock keys) into statements. Calls of one batch kind with
-    /// distinct keys share one statement per kind (two or more of them; one runs by itself); a
-    /// repeated key runs by itself, after the batch.
-    static func plan(_ writes: [(request: StoreRequest, key: String)]) -> [Statement] {
+    /// Splits a group's writes (their `StoreOperations.batchKind` and lock keys) into statements.
+    /// Calls of one batch kind with distinct keys share one statement per kind (two or more of
+    /// them; one runs by itself); a repeated key runs by itself, after the batch.
+    static func plan(_ writes: [(kind: Int?, key: String)]) -> [Statement] {
         var batches: [Int: [Int]] = [:]
         var kinds: [Int] = []
         var seen: [Int: Set<String>] = [:]
         var singles: [Statement] = []
         for (index, write) in writes.enumerated() {
-            if let kind = StoreOperations.batchKind(write.request), seen[kind, default: []].insert(write.key).inserted {
+            if let kind = write.kind, seen[kind, default: []].insert(write.key).inserted {
                 if batches[kind] == nil { kinds.append(kind) }
                 batches[kind, default: []].append(index)
             } else {

@@ -172,11 +172,6 @@ final class PGConnection {
         preparedStatementsStale = false
     }
 
-    /// True when `statement` has been prepared on this connection.
-    func isPrepared(_ statement: PreparedStatement) -> Bool {
-        prepared.contains(statement.name)
-    }
-
     /// Sends an already prepared statement without waiting for its result; collect the result with
     /// `awaitResult(within:)` and, if that runs out of time, `finishResult()`. False if sending failed.
     func send(_ statement: PreparedStatement, _ parameters: [String?]) -> Bool {
@@ -238,37 +233,25 @@ final class PGConnection {
         return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
-    /// One statement of a pipeline: a prepared statement with its parameters, or parameterless SQL
-    /// (a single statement: pipelines use the extended protocol).
-    enum PipelineStep {
-        case prepared(PreparedStatement, [String?])
-        case plain(String)
+    /// One statement of a pipeline: a prepared statement (prepared on first use) and its parameters.
+    struct PipelineStep {
+        var statement: PreparedStatement
+        var parameters: [String?]
+
+        static func prepared(_ statement: PreparedStatement, _ parameters: [String?]) -> PipelineStep {
+            PipelineStep(statement: statement, parameters: parameters)
+        }
     }
 
-    /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — and
-    /// returns each step's outcome in order.
-    ///
-    /// After the first failing step Postgres skips the rest up to the Sync; those come back as
-    /// failures saying they were skipped. Throws only when the connection itself fails (the pipeline's
-    /// fate is then unknown and the connection is closed).
-    ///
-    /// `hook` runs once every result before step `hookBefore` has arrived, just before waiting for
-    /// that step's own.
-    func pipeline(
-        _ steps: [PipelineStep], hookBefore: Int? = nil, _ hook: () -> Void = {}
-    ) throws(PGError) -> [Result<PGRows, PGError>] {
-        try sendPipeline(steps)
-        return try receivePipeline(count: steps.count, hookBefore: hookBefore, hook)
-    }
-
-    /// The first half of `pipeline`: sends the steps and the Sync without waiting for any result.
-    /// The connection is then in pipeline mode until `receivePipeline` has read them all — which
-    /// may run on another thread, once this one has handed the connection over.
+    /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — without
+    /// waiting for any result; `receivePipeline` reads them. The connection is in pipeline mode
+    /// until then, and the reading may happen on another thread once this one has handed the
+    /// connection over (`PostgresPool.startNextGroup`).
     func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
         let handle = try liveHandle()
         forgetStalePreparedStatements(handle)
-        for case .prepared(let statement, _) in steps {
-            try prepareIfNeeded(statement, on: handle)
+        for step in steps {
+            try prepareIfNeeded(step.statement, on: handle)
         }
         guard PQenterPipelineMode(handle) == 1 else { throw failure("cannot enter pipeline mode") }
         // Sending could block while Postgres blocks writing results we are not yet reading (large
@@ -276,13 +259,8 @@ final class PGConnection {
         PQsetnonblocking(handle, 1)
         var sent = true
         for step in steps where sent {
-            switch step {
-            case .plain(let sql):
-                sent = PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0) == 1
-            case .prepared(let statement, let parameters):
-                sent = Self.withParameters(parameters) { values in
-                    PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0) == 1
-                }
+            sent = Self.withParameters(step.parameters) { values in
+                PQsendQueryPrepared(handle, step.statement.name, Int32(step.parameters.count), values, nil, nil, 0) == 1
             }
         }
         guard sent, PQpipelineSync(handle) == 1, flushWithoutBlocking(handle) else {
@@ -293,8 +271,13 @@ final class PGConnection {
         PQsetnonblocking(handle, 0)
     }
 
-    /// The second half of `pipeline`: reads the outcomes of the `count` steps `sendPipeline` sent,
-    /// then their Sync, and leaves pipeline mode.
+    /// Reads the outcomes of the `count` steps `sendPipeline` sent, in order, then their Sync, and
+    /// leaves pipeline mode.
+    ///
+    /// After the first failing step Postgres skips the rest up to the Sync; those come back as
+    /// failures saying they were skipped. Throws only when the connection itself fails (the
+    /// pipeline's fate is then unknown and the connection is closed). `hook` runs once every result
+    /// before step `hookBefore` has arrived, just before waiting for that step's own.
     func receivePipeline(
         count: Int, hookBefore: Int? = nil, _ hook: () -> Void = {}
     ) throws(PGError) -> [Result<PGRows, PGError>] {

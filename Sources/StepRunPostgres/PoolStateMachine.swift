@@ -89,7 +89,6 @@ struct PoolStateMachine<Job: PoolWork> {
         if queuedCount == 0, mayStartGroup, let worker = idleWorkers.popLast() {
             mailboxes[worker] = job
             busy.insert(worker)
-            running[worker] = 1
             return .wake(worker: worker)
         }
         guard queuedCount < maxWaitQueue else { return .reject(.queueFull(limit: maxWaitQueue)) }
@@ -161,8 +160,8 @@ struct PoolStateMachine<Job: PoolWork> {
     }
 
     /// The worker's group is running its last statement (then only its COMMIT remains): it holds
-    /// nothing back any more. Returns an idle worker to wake when calls are queued, so the next
-    /// group starts while this one finishes.
+    /// nothing back any more. Returns an idle worker, now counted busy, when calls are queued: the
+    /// caller starts the next group on it (`PostgresPool.startNextGroup`) while this one finishes.
     mutating func runningLast(worker: Int) -> Int? {
         guard running.removeValue(forKey: worker) != nil, queuedCount > 0, !isShuttingDown, mayStartGroup,
             let idle = idleWorkers.popLast()

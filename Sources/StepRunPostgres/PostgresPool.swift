@@ -381,9 +381,11 @@ final class PoolJob: Sendable, PoolWork {
     /// Single-statement writes may share a transaction, and reads may ride along in the same round
     /// trip; a `transaction` call has its own BEGIN/COMMIT, and `purge_run` runs by itself.
     let isBatchable: Bool
-    /// begin_step and complete_step calls with small payloads (`PoolStateMachine.holdThreshold`).
-    let joinsSharedStatement: Bool
-    /// `PoolWork.sharedStatementCalls`: 1 for such a call, the count of a group started elsewhere.
+    /// `StoreOperations.batchKind`: set for begin_step and complete_step calls with small payloads,
+    /// which share one multi-row statement per kind in a group.
+    let batchKind: Int?
+    /// `PoolWork.sharedStatementCalls`: 1 for a call with a `batchKind`, the count of a group
+    /// started elsewhere.
     let sharedStatementCalls: Int
 
     /// Works out what the pool's state machine asks of the job here, before it is submitted, so
@@ -394,15 +396,15 @@ final class PoolJob: Sendable, PoolWork {
         switch work {
         case .store(let request, _, _):
             isBatchable = request.isTransactional || request.isReadOnly
-            joinsSharedStatement = StoreOperations.batchKind(request) != nil
-            sharedStatementCalls = joinsSharedStatement ? 1 : 0
+            batchKind = StoreOperations.batchKind(request)
+            sharedStatementCalls = batchKind == nil ? 0 : 1
         case .finishGroup(let group):
             isBatchable = false
-            joinsSharedStatement = false
+            batchKind = nil
             sharedStatementCalls = group.sharedStatementCalls
         case .connection, .finishStarted:
             isBatchable = false
-            joinsSharedStatement = false
+            batchKind = nil
             sharedStatementCalls = 0
         }
     }
@@ -438,7 +440,8 @@ final class PoolJob: Sendable, PoolWork {
         }
     }
 
-    /// True for a job that must run on the connection as it is, in-flight statement and all.
+    /// True for a job that must run on the connection as it is, in-flight statement and all
+    /// (`finishInFlight`).
     var continuesStartedStatement: Bool {
         switch work {
         case .finishStarted, .finishGroup: true
@@ -465,10 +468,21 @@ final class PoolJob: Sendable, PoolWork {
                 outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
             }
             deliver(outcome)
+        case .finishStarted, .finishGroup:
+            preconditionFailure("work already in flight is finished by finishInFlight")
+        }
+    }
+
+    /// Reads the answer of work another thread sent on this connection and answers its callers:
+    /// an inline read that ran out of time (`runInline`) or a group (`startNextGroup`).
+    func finishInFlight(on connection: PGConnection, runningLast: () -> Void, onCommit: (Int) -> Void) {
+        switch work {
         case .finishStarted(let request, let statement, let deliver):
             deliver(StoreOperations.outcome(of: request, statement, connection.finishResult()))
         case .finishGroup(let group):
-            GroupCommit.finish(group, on: connection)
+            GroupCommit.finish(group, on: connection, runningLast: runningLast, onCommit: onCommit)
+        case .connection, .store:
+            preconditionFailure("nothing is in flight for this job")
         }
     }
 }
@@ -507,11 +521,7 @@ private struct PoolWorker {
                 // Its statement is in flight on the connection: no deadline check or liveness probe
                 // first (either would throw the statement's answer away with the connection).
                 if let connection {
-                    if case .finishGroup(let group) = jobs[0].work {
-                        GroupCommit.finish(group, on: connection, runningLast: runningLast) { pool.recordGroupCommit(calls: $0) }
-                    } else {
-                        jobs[0].runAlone(on: connection)
-                    }
+                    jobs[0].finishInFlight(on: connection, runningLast: runningLast) { pool.recordGroupCommit(calls: $0) }
                     if !connection.isUsable { dropConnection() }
                 } else {
                     jobs[0].fail(.unavailable("database connection lost"))

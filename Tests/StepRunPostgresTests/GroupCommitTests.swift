@@ -241,7 +241,7 @@ struct GroupCommitTests {
             .scheduleStep(runID: run, step: "c", input: .empty, recovery: nil),
         ]
         func plan(_ requests: [StoreRequest]) -> [GroupCommit.Statement] {
-            GroupCommit.plan(requests.map { ($0, StoreOperations.lockKey($0)) })
+            GroupCommit.plan(requests.map { (StoreOperations.batchKind($0), StoreOperations.lockKey($0)) })
         }
         #expect(plan(requests) == [.batch([0, 2]), .batch([1, 5]), .single(3), .single(4), .single(6)])
         #expect(plan([requests[0], requests[4]]) == [.single(0), .single(1)])
