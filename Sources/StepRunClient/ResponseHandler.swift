@@ -19,6 +19,8 @@ final class ResponseHandler: ChannelInboundHandler {
     private var closedReason: StepRunError?
     /// Serves every pending call's deadline.
     private var deadlineTimer = DeadlineTimer()
+    /// Set while a flush of written requests is scheduled on the loop.
+    private var flushScheduled = false
 
     init(maxFrameBytes: Int) {
         self.maxRequestBytes = maxFrameBytes
@@ -53,7 +55,25 @@ final class ResponseHandler: ChannelInboundHandler {
         let expiry = NIODeadline.now() + TimeAmount(deadline - .now)
         pending[frame.id] = Pending(continuation: continuation, deadline: expiry)
         armDeadlineTimer(by: expiry, on: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        if pending.count == 1 && !flushScheduled {
+            // The only call on this connection: nothing to wait for.
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            scheduleFlush(context: context)
+        }
+    }
+
+    /// Flushes after the work already queued on the loop. With several calls on the connection,
+    /// answers arrive in bursts, and the tasks one burst resumed send their next requests first,
+    /// so those leave in one write rather than one each.
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     private func armDeadlineTimer(by deadline: NIODeadline, on loop: any EventLoop) {

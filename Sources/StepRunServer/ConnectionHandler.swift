@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import StepRunCore
 import StepRunWire
+import Synchronization
 
 /// One client connection: handshake, limits, and concurrent dispatch of its requests.
 ///
@@ -10,6 +11,11 @@ import StepRunWire
 /// whenever it is ready, so responses leave in completion order. No task sits in between: a call
 /// crosses the event loop, a pool thread and the event loop again. All state here is confined to
 /// the channel's event loop.
+///
+/// Answers are written as they come and flushed once per batch: once per read burst for answers
+/// made while reading (`channelReadComplete`), and once per hop for answers a pool thread finished
+/// (`AnswerInbox`: all the answers a group commit finished for this connection go out in one
+/// write when many calls share the connection).
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -30,6 +36,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Frames read while the peer was not taking its answers, handled once it does again. Reads stop
     /// meanwhile (`BackPressureHandler`), so this holds at most what one read cycle brought in.
     private var backlog = CircularBuffer<ByteBuffer>()
+    /// Answers finished on other threads, waiting for their hop to this event loop.
+    private let inbox = AnswerInbox()
+    /// Set when an answer was written and not yet flushed.
+    private var unflushed = false
+    /// True from a read until `channelReadComplete`, which flushes what the read's frames answered.
+    private(set) var reading = false
 
     private struct InFlightRequest {
         var id: UInt64
@@ -114,13 +126,23 @@ final class ConnectionHandler: ChannelInboundHandler {
             backlog.append(payload)
             return
         }
+        reading = true
         handle(payload, context: context)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        flushAnswers()
+        context.fireChannelReadComplete()
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        reading = true
         while context.channel.isWritable, context.channel.isActive, let payload = backlog.popFirst() {
             handle(payload, context: context)
         }
+        reading = false
+        flushAnswers()
         context.fireChannelWritabilityChanged()
     }
 
@@ -130,7 +152,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             frame = try WireCodec.decodeRequest(payload)
         } catch {
             logger.debug("malformed request", metadata: ["error": "\(error.error.message)"])
-            send(ResponseFrame(id: error.requestID ?? 0, outcome: .failure(error.error)))
+            send(ResponseFrame(id: error.requestID ?? 0, outcome: .failure(error.error)), flush: !handshaken)
             if !handshaken { context.close(promise: nil) }
             return
         }
@@ -139,12 +161,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         }
         guard !draining else {
-            send(ResponseFrame(id: frame.id, outcome: .failure(.unavailable("the server is shutting down; retry on another connection"))))
+            send(ResponseFrame(id: frame.id, outcome: .failure(.unavailable("the server is shutting down; retry on another connection"))), flush: false)
             return
         }
         switch frame.call {
         case .hello:
-            send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))))
+            send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))), flush: false)
         case .health:
             start(frame, operation: "health", context: context) { server, deadline, completion in
                 let task = Task { completion(.success(.health(await server.health(deadline)))) }
@@ -223,7 +245,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     ) {
         guard inFlight.count < server.configuration.maxInFlightPerConnection else {
             send(ResponseFrame(id: frame.id, outcome: .failure(.resourceExhausted(
-                "\(server.configuration.maxInFlightPerConnection) requests are already in flight on this connection"))))
+                "\(server.configuration.maxInFlightPerConnection) requests are already in flight on this connection"))), flush: false)
             return
         }
         let (deadline, timeout) = server.deadline(timeoutMs: frame.timeoutMs)
@@ -237,14 +259,27 @@ final class ConnectionHandler: ChannelInboundHandler {
         inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, deadline: expiry, timeout: timeout)
         armDeadlineTimer(by: expiry, on: loop)
         let handler = NIOLoopBound(self, eventLoop: loop)
+        let inbox = inbox
         let cancel = work(server, deadline) { outcome in
+            let response = ResponseFrame(id: id, outcome: outcome)
             if loop.inEventLoop {
-                handler.value.answer(slot: slot, ResponseFrame(id: id, outcome: outcome), final: true)
-            } else {
-                loop.execute { handler.value.answer(slot: slot, ResponseFrame(id: id, outcome: outcome), final: true) }
+                // Finished while reading (channelReadComplete flushes) or in a task on this loop.
+                handler.value.answer(slot: slot, response, final: true)
+                if !handler.value.reading { handler.value.flushAnswers() }
+            } else if inbox.post(slot: slot, response) {
+                // The first answer since the last hop brings every later one with it.
+                loop.execute { handler.value.answerPosted() }
             }
         }
         inFlight[slot]?.cancel = cancel
+    }
+
+    /// Writes the answers other threads posted since the last hop, then flushes them together.
+    private func answerPosted() {
+        for (slot, response) in inbox.take() {
+            answer(slot: slot, response, final: true)
+        }
+        flushAnswers()
     }
 
     /// Answers a request once; `final` marks the store call as finished, freeing its slot.
@@ -253,12 +288,15 @@ final class ConnectionHandler: ChannelInboundHandler {
         if !request.answered {
             request.answered = true
             if case .failure(let error) = response.outcome { request.code = error.code }
-            send(response)
+            send(response, flush: false)
         }
         if final {
             server.metrics.requestFinished(operation: request.operation, code: request.code, duration: .now - request.started)
             inFlight[slot] = nil
-            if draining && inFlight.isEmpty { context?.close(promise: nil) }
+            if draining && inFlight.isEmpty {
+                flushAnswers()  // a close drops writes not yet flushed
+                context?.close(promise: nil)
+            }
         } else {
             inFlight[slot] = request
         }
@@ -281,13 +319,53 @@ final class ConnectionHandler: ChannelInboundHandler {
             answer(slot: slot, ResponseFrame(id: request.id, outcome: .failure(.deadlineExceeded(
                 "the call did not finish within \(request.timeout); it may or may not have been applied"))), final: false)
         }
+        flushAnswers()
         if let next, context != nil { armDeadlineTimer(by: next, on: loop) }
     }
 
-    private func send(_ response: ResponseFrame) {
+    /// Writes one answer; with `flush: false` it waits for the next `flushAnswers`.
+    private func send(_ response: ResponseFrame, flush: Bool = true) {
         guard let context, context.channel.isActive else { return }
         var buffer = context.channel.allocator.buffer(capacity: 512)
         WireCodec.encodeResponse(response, into: &buffer, maxFrameBytes: server.configuration.maxFrameBytes)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            unflushed = false
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            unflushed = true
+        }
+    }
+
+    /// Flushes the answers written since the last flush, if any.
+    private func flushAnswers() {
+        guard unflushed else { return }
+        unflushed = false
+        context?.flush()
+    }
+}
+
+/// Answers finished on other threads (pool threads) for one connection, waiting for the hop to its
+/// event loop. Only the first answer posted after a hop schedules one; that hop takes them all, so
+/// the answers of one group commit cost the connection one task and one flush, not one of each per
+/// answer.
+final class AnswerInbox: Sendable {
+    private let answers = Mutex<[(slot: UInt64, response: ResponseFrame)]>([])
+
+    /// Adds an answer; true if it is the first since the last `take`, so a hop must be scheduled.
+    func post(slot: UInt64, _ response: ResponseFrame) -> Bool {
+        answers.withLock { answers in
+            answers.append((slot, response))
+            return answers.count == 1
+        }
+    }
+
+    /// Removes and returns every posted answer, oldest first.
+    func take() -> [(slot: UInt64, response: ResponseFrame)] {
+        answers.withLock { answers in
+            var taken: [(slot: UInt64, response: ResponseFrame)] = []
+            swap(&taken, &answers)
+            return taken
+        }
     }
 }

@@ -166,6 +166,41 @@ struct ClientTests {
         #expect(await slow.value?.code == .deadlineExceeded)
     }
 
+    @Test("48 tasks on one connection run claim/complete rounds: answers and requests sent in batches each reach their own call", arguments: Transport.allCases)
+    func batchedAnswersReachTheirCalls(_ transport: Transport) async throws {
+        // Answers that one group commit finishes for a connection leave in one write, and requests
+        // that one burst of answers resumed leave in another: each must still reach its own call.
+        let daemon = try await TestDaemon.shared()
+        let client = daemon.client(transport)
+        defer { Task { await client.close() } }
+        let runID = UUID()
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for worker in 0..<48 {
+                group.addTask(executorPreference: client.taskExecutor) {
+                    do {
+                        for round in 0..<10 {
+                            let step = "w\(worker)-r\(round)"
+                            let (stepRun, decision) = try await client.beginStep(runID: runID, step: step, input: ["w": .int(Int64(worker))])
+                            guard decision == .execute, stepRun.step == step, try stepRun.input.decode([String: Int].self) == ["w": worker] else {
+                                return "\(step): answered \(decision) for \(stepRun.step) with \(stepRun.input)"
+                            }
+                            let completed = try await client.completeStep(stepRunID: stepRun.id, output: ["r": .int(Int64(round))])
+                            guard completed.id == stepRun.id, try completed.output?.decode([String: Int].self) == ["r": round] else {
+                                return "\(step): completion answered for \(completed.step)"
+                            }
+                        }
+                        return nil
+                    } catch {
+                        return "worker \(worker): \(error)"
+                    }
+                }
+            }
+            return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+        #expect(try await client.completedSteps(runID: runID).count == 480)
+    }
+
     @Test("concurrent calls with different timeouts each fail DEADLINE_EXCEEDED at their own deadline, earliest first")
     func callsExpireInDeadlineOrder() async throws {
         let daemon = try await TestDaemon.slow(.seconds(5))
