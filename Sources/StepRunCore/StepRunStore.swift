@@ -13,8 +13,13 @@ public protocol StepRunStore: Sendable {
     ///
     /// The daemon's request path uses this so a call crosses as few threads as possible; the
     /// default runs `perform` in a task.
+    ///
+    /// - Parameter mayBlockCaller: true when the caller has nothing else waiting, so the store may
+    ///   use the calling thread for a moment rather than hand the call to another (the repository
+    ///   then runs a read on a quiet pool right there). A caller with more requests in hand passes
+    ///   false: they must not wait behind this one.
     func start(
-        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        _ request: StoreRequest, deadline: ContinuousClock.Instant, mayBlockCaller: Bool,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> StoreCallHandle
 }
@@ -34,7 +39,7 @@ public struct StoreCallHandle: Sendable {
 
 extension StepRunStore {
     public func start(
-        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        _ request: StoreRequest, deadline: ContinuousClock.Instant, mayBlockCaller: Bool,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> StoreCallHandle {
         let task = Task {

@@ -34,12 +34,11 @@ extension UUID {
     }
 
     /// Reads 16 raw bytes; nil for any other length.
+    @inlinable  // specialised where it is called: no generic dispatch, no array, per UUID read
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
-        let b = Array(bytes)
-        self.init(uuid: (
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-            b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
-        ))
+        var value: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &value) { $0.copyBytes(from: bytes) }
+        self.init(uuid: value)
     }
 }

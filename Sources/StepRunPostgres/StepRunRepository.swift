@@ -22,7 +22,7 @@ public final class StepRunRepository: StepRunStore {
     }
 
     public func start(
-        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        _ request: StoreRequest, deadline: ContinuousClock.Instant, mayBlockCaller: Bool,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> StoreCallHandle {
         do {
@@ -31,7 +31,7 @@ public final class StepRunRepository: StepRunStore {
             completion(.failure(error))
             return StoreCallHandle {}
         }
-        let ticket = pool.start(request, sql: sql, deadline: deadline, mayRunInline: true, completion: completion)
+        let ticket = pool.start(request, sql: sql, deadline: deadline, mayRunInline: mayBlockCaller, completion: completion)
         return StoreCallHandle { [pool] in pool.cancel(ticket) }
     }
 

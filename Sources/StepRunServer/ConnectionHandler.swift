@@ -42,6 +42,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var unflushed = false
     /// True from a read until `channelReadComplete`, which flushes what the read's frames answered.
     private(set) var reading = false
+    /// The latest frame of the current read burst, handled once the next arrives or the burst ends:
+    /// only the last frame of a burst may block the loop (`mayBlockCaller`, an inline read) — an
+    /// earlier one would hold up the frames behind it, serialising a shared connection's reads.
+    private var held: ByteBuffer?
 
     private struct InFlightRequest {
         var id: UInt64
@@ -114,6 +118,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         inFlight.removeAll()
         backlog.removeAll()
+        held = nil
         logger.debug("connection closed")
         context.fireChannelInactive()
     }
@@ -127,10 +132,17 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         }
         reading = true
-        handle(payload, context: context)
+        if let earlier = held {
+            handle(earlier, context: context, last: false)
+        }
+        held = payload
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if let last = held {
+            held = nil
+            handle(last, context: context, last: true)
+        }
         reading = false
         flushAnswers()
         context.fireChannelReadComplete()
@@ -139,14 +151,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         reading = true
         while context.channel.isWritable, context.channel.isActive, let payload = backlog.popFirst() {
-            handle(payload, context: context)
+            handle(payload, context: context, last: backlog.isEmpty)
         }
         reading = false
         flushAnswers()
         context.fireChannelWritabilityChanged()
     }
 
-    private func handle(_ payload: ByteBuffer, context: ChannelHandlerContext) {
+    /// Handles one frame; `last` is false while more frames of the same burst are waiting.
+    private func handle(_ payload: ByteBuffer, context: ChannelHandlerContext, last: Bool) {
         let frame: RequestFrame
         do {
             frame = try WireCodec.decodeRequest(payload)
@@ -174,7 +187,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         case .store(let request):
             start(frame, operation: request.operationName, context: context) { server, deadline, completion in
-                server.store.start(request, deadline: deadline) { completion($0.map(Reply.store)) }
+                server.store.start(request, deadline: deadline, mayBlockCaller: last) { completion($0.map(Reply.store)) }
             }
         }
     }

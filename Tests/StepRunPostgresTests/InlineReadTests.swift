@@ -28,9 +28,9 @@ struct InlineReadTests {
     }
 
     /// Calls the store the way the server does (`start`, which may run a read inline) and waits for the answer.
-    private func started(_ store: StepRunRepository, _ request: StoreRequest) async -> Result<StoreResult, StepRunError> {
+    private func started(_ store: StepRunRepository, _ request: StoreRequest, mayBlock: Bool = true) async -> Result<StoreResult, StepRunError> {
         await withCheckedContinuation { continuation in
-            _ = store.start(request, deadline: .now.advanced(by: .seconds(30))) { continuation.resume(returning: $0) }
+            _ = store.start(request, deadline: .now.advanced(by: .seconds(30)), mayBlockCaller: mayBlock) { continuation.resume(returning: $0) }
         }
     }
 
@@ -107,6 +107,26 @@ struct InlineReadTests {
             return
         }
         #expect(pool.statistics.inlineReads == 0)
+        await pool.shutdown()
+        try await drop(schema)
+    }
+
+    @Test("a read whose caller has more requests in hand (mayBlockCaller false) takes the pool even when it is quiet")
+    func readsWithOthersWaitingTakeThePool() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .seconds(1))
+        let runID = UUID()
+        _ = try await store.beginStep(runID: runID, step: "a")
+        for _ in 0..<20 {
+            #expect(await poll { pool.statistics.busy == 0 })
+            #expect(try await started(store, .stepStatuses(runID: runID), mayBlock: false).get() == .statuses(["a": .running]))
+        }
+        #expect(pool.statistics.inlineReads == 0)
+        // The same read from a caller with nothing else waiting runs inline (once the worker is idle).
+        for _ in 0..<200 where pool.statistics.inlineReads == 0 {
+            _ = await started(store, .stepStatuses(runID: runID), mayBlock: true)
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        #expect(pool.statistics.inlineReads == 1)
         await pool.shutdown()
         try await drop(schema)
     }
