@@ -125,15 +125,16 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let payload = unwrapInboundIn(data)
+        reading = true
+        if let earlier = held {
+            held = nil
+            handle(earlier, context: context, last: false)
+        }
         // Answering more while the peer is not reading would grow the outbound buffer without bound
         // (a small request can earn a large answer); park the frame until it catches up.
         guard context.channel.isWritable, backlog.isEmpty else {
             backlog.append(payload)
             return
-        }
-        reading = true
-        if let earlier = held {
-            handle(earlier, context: context, last: false)
         }
         held = payload
     }
@@ -149,12 +150,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // May fire in the middle of a read burst (a write crossing the high-water mark).
+        let readingBefore = reading
         reading = true
         while context.channel.isWritable, context.channel.isActive, let payload = backlog.popFirst() {
             handle(payload, context: context, last: backlog.isEmpty)
         }
-        reading = false
-        flushAnswers()
+        reading = readingBefore
+        if !reading { flushAnswers() }
         context.fireChannelWritabilityChanged()
     }
 
