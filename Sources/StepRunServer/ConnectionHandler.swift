@@ -8,14 +8,15 @@ import Synchronization
 ///
 /// Frames arrive already split by `FrameDecoder`. A store request is handed straight to the store
 /// (`StepRunStore.start`); its completion hops back to the event loop, where the answer is written
-/// whenever it is ready, so responses leave in completion order. No task sits in between: a call
+/// whenever it is ready (clients match answers by id, in any order). No task sits in between: a call
 /// crosses the event loop, a pool thread and the event loop again. All state here is confined to
 /// the channel's event loop.
 ///
 /// Answers are written as they come and flushed once per batch: once per read burst for answers
 /// made while reading (`channelReadComplete`), and once per hop for answers a pool thread finished
 /// (`AnswerInbox`: all the answers a group commit finished for this connection go out in one
-/// write when many calls share the connection).
+/// write when many calls share the connection). `send` only writes; every batch ends in
+/// `flushAnswers`, and every close goes through `closeFlushing`.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -41,7 +42,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Set when an answer was written and not yet flushed.
     private var unflushed = false
     /// True from a read until `channelReadComplete`, which flushes what the read's frames answered.
-    private(set) var reading = false
+    private var reading = false
     /// The latest frame of the current read burst, handled once the next arrives or the burst ends:
     /// only the last frame of a burst may block the loop (`mayBlockCaller`, an inline read) — an
     /// earlier one would hold up the frames behind it, serialising a shared connection's reads.
@@ -90,7 +91,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             logger.warning("connection refused: too many connections", metadata: ["limit": "\(server.configuration.maxConnections)"])
             send(ResponseFrame(id: 0, outcome: .failure(.resourceExhausted(
                 "the server already has \(server.configuration.maxConnections) connections open; try again later"))))
-            context.close(promise: nil)
+            closeFlushing()
             return
         }
         logger.debug("connection opened")
@@ -98,7 +99,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             [self] in
             guard !handshaken else { return }
             logger.notice("connection closed: no Hello within the handshake timeout")
-            self.context?.close(promise: nil)
+            closeFlushing()
         }
         context.fireChannelActive()
     }
@@ -168,21 +169,21 @@ final class ConnectionHandler: ChannelInboundHandler {
             frame = try WireCodec.decodeRequest(payload)
         } catch {
             logger.debug("malformed request", metadata: ["error": "\(error.error.message)"])
-            send(ResponseFrame(id: error.requestID ?? 0, outcome: .failure(error.error)), flush: !handshaken)
-            if !handshaken { context.close(promise: nil) }
+            send(ResponseFrame(id: error.requestID ?? 0, outcome: .failure(error.error)))
+            if !handshaken { closeFlushing() }
             return
         }
         guard handshaken else {
-            handshake(frame, context: context)
+            handshake(frame)
             return
         }
         guard !draining else {
-            send(ResponseFrame(id: frame.id, outcome: .failure(.unavailable("the server is shutting down; retry on another connection"))), flush: false)
+            send(ResponseFrame(id: frame.id, outcome: .failure(.unavailable("the server is shutting down; retry on another connection"))))
             return
         }
         switch frame.call {
         case .hello:
-            send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))), flush: false)
+            send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))))
         case .health:
             start(frame, operation: "health", context: context) { server, deadline, completion in
                 let task = Task { completion(.success(.health(await server.health(deadline)))) }
@@ -200,11 +201,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         case is IdleStateHandler.IdleStateEvent:
             if inFlight.isEmpty {
                 logger.debug("closing idle connection")
-                context.close(promise: nil)
+                closeFlushing()
             }
         case is ServerDrainingEvent:
             draining = true
-            if inFlight.isEmpty { context.close(promise: nil) }
+            if inFlight.isEmpty { closeFlushing() }
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -218,25 +219,24 @@ final class ConnectionHandler: ChannelInboundHandler {
         } else if !(error is ChannelError) {
             logger.debug("connection error", metadata: ["error": "\(error)"])
         }
-        context.close(promise: nil)
+        closeFlushing()
     }
 
     // MARK: Handshake
 
-    private func handshake(_ frame: RequestFrame, context: ChannelHandlerContext) {
+    private func handshake(_ frame: RequestFrame) {
         guard case .hello(let hello) = frame.call else {
-            refuse(frame.id, .failedPrecondition("the first frame must be a Hello"), context: context)
+            refuse(frame.id, .failedPrecondition("the first frame must be a Hello"))
             return
         }
         guard hello.protocolVersion == WireProtocol.version else {
             refuse(frame.id, .failedPrecondition(
-                "protocol version \(hello.protocolVersion) is not supported; this server speaks version \(WireProtocol.version)"),
-                context: context)
+                "protocol version \(hello.protocolVersion) is not supported; this server speaks version \(WireProtocol.version)"))
             return
         }
         if transport == .tcp, !server.configuration.allowInsecureTCP {
             guard let expected = server.configuration.tcpToken, TokenCheck.matches(hello.token, expected: expected) else {
-                refuse(frame.id, .unauthenticated("a valid token is required on TCP"), context: context)
+                refuse(frame.id, .unauthenticated("a valid token is required on TCP"))
                 return
             }
         }
@@ -247,10 +247,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         send(ResponseFrame(id: frame.id, outcome: .success(.hello(server.helloReply))))
     }
 
-    private func refuse(_ id: UInt64, _ error: StepRunError, context: ChannelHandlerContext) {
+    private func refuse(_ id: UInt64, _ error: StepRunError) {
         logger.notice("handshake refused", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
         send(ResponseFrame(id: id, outcome: .failure(error)))
-        context.close(promise: nil)
+        closeFlushing()
     }
 
     // MARK: Requests
@@ -261,7 +261,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     ) {
         guard inFlight.count < server.configuration.maxInFlightPerConnection else {
             send(ResponseFrame(id: frame.id, outcome: .failure(.resourceExhausted(
-                "\(server.configuration.maxInFlightPerConnection) requests are already in flight on this connection"))), flush: false)
+                "\(server.configuration.maxInFlightPerConnection) requests are already in flight on this connection"))))
             return
         }
         let (deadline, timeout) = server.deadline(timeoutMs: frame.timeoutMs)
@@ -279,15 +279,20 @@ final class ConnectionHandler: ChannelInboundHandler {
         let cancel = work(server, deadline) { outcome in
             let response = ResponseFrame(id: id, outcome: outcome)
             if loop.inEventLoop {
-                // Finished while reading (channelReadComplete flushes) or in a task on this loop.
-                handler.value.answer(slot: slot, response, final: true)
-                if !handler.value.reading { handler.value.flushAnswers() }
+                handler.value.answerOnLoop(slot: slot, response)
             } else if inbox.post(slot: slot, response) {
                 // The first answer since the last hop brings every later one with it.
                 loop.execute { handler.value.answerPosted() }
             }
         }
         inFlight[slot]?.cancel = cancel
+    }
+
+    /// An answer finished on this loop: while reading, `channelReadComplete` flushes it with the
+    /// rest of the burst; otherwise (a task on this loop) it goes out at once.
+    private func answerOnLoop(slot: UInt64, _ response: ResponseFrame) {
+        answer(slot: slot, response, final: true)
+        if !reading { flushAnswers() }
     }
 
     /// Writes the answers other threads posted since the last hop, then flushes them together.
@@ -304,15 +309,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         if !request.answered {
             request.answered = true
             if case .failure(let error) = response.outcome { request.code = error.code }
-            send(response, flush: false)
+            send(response)
         }
         if final {
             server.metrics.requestFinished(operation: request.operation, code: request.code, duration: .now - request.started)
             inFlight[slot] = nil
-            if draining && inFlight.isEmpty {
-                flushAnswers()  // a close drops writes not yet flushed
-                context?.close(promise: nil)
-            }
+            if draining && inFlight.isEmpty { closeFlushing() }
         } else {
             inFlight[slot] = request
         }
@@ -339,18 +341,19 @@ final class ConnectionHandler: ChannelInboundHandler {
         if let next, context != nil { armDeadlineTimer(by: next, on: loop) }
     }
 
-    /// Writes one answer; with `flush: false` it waits for the next `flushAnswers`.
-    private func send(_ response: ResponseFrame, flush: Bool = true) {
+    /// Writes one answer; it leaves with the batch's `flushAnswers` (or `closeFlushing`).
+    private func send(_ response: ResponseFrame) {
         guard let context, context.channel.isActive else { return }
         var buffer = context.channel.allocator.buffer(capacity: 512)
         WireCodec.encodeResponse(response, into: &buffer, maxFrameBytes: server.configuration.maxFrameBytes)
-        if flush {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-            unflushed = false
-        } else {
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            unflushed = true
-        }
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        unflushed = true
+    }
+
+    /// Closes the connection after flushing what was written: a close drops unflushed writes.
+    private func closeFlushing() {
+        flushAnswers()
+        context?.close(promise: nil)
     }
 
     /// Flushes the answers written since the last flush, if any.
