@@ -10,8 +10,10 @@ import StepRunWire
 /// A plain blocking Unix-domain socket, for peers that misbehave at the byte level (never read,
 /// never answer) in ways an event-loop client cannot easily imitate.
 ///
-/// Blocking calls run on NIO's thread pool: blocking the test's own task would also stall the
-/// in-process daemon, whose request tasks share the (two-thread, on this machine) cooperative pool.
+/// Each blocking call runs on a thread of its own (`onOwnThread`): blocking the test's own task
+/// would stall the in-process daemon, whose request tasks share the (two-thread, on this machine)
+/// cooperative pool — and so would a shared pool of two threads (NIO's), where one test's
+/// 10-second read could hold back another test's hello past that daemon's idle timeout.
 final class PosixSocket: Sendable {
     let descriptor: Int32
 
@@ -64,7 +66,7 @@ final class PosixSocket: Sendable {
 
     /// Writes every byte, waiting as needed.
     func writeAll(_ bytes: [UInt8]) async throws {
-        try await NIOThreadPool.singleton.runIfActive { try self.blockingWriteAll(bytes) }
+        try await onOwnThread { try self.blockingWriteAll(bytes) }
     }
 
     private func blockingWriteAll(_ bytes: [UInt8]) throws {
@@ -96,7 +98,7 @@ final class PosixSocket: Sendable {
 
     /// Reads one response frame; nil on end of file or timeout.
     func readResponse() async throws -> ResponseFrame? {
-        let body: [UInt8]? = try await NIOThreadPool.singleton.runIfActive {
+        let body: [UInt8]? = try await onOwnThread {
             guard let prefix = self.read(count: 4) else { return nil }
             return self.read(count: prefix.reduce(0) { $0 << 8 | Int($1) })
         }
@@ -120,6 +122,13 @@ final class PosixSocket: Sendable {
         WireCodec.encodeRequest(RequestFrame(id: 1, call: .hello(Hello(clientName: "posix", token: token))), into: &buffer)
         try await writeAll(Array(buffer.readableBytesView))
         guard case .success(.hello)? = try await readResponse()?.outcome else { throw StepRunError.internal("handshake failed") }
+    }
+}
+
+/// Runs a blocking `body` on a new thread and waits for it without blocking the caller's.
+private func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
 
