@@ -14,6 +14,19 @@ struct UUIDv7Tests {
         #expect(UUID(bytes: earlier.bytes) == earlier)
         #expect(UUID(bytes: [UInt8](repeating: 0, count: 15)) == nil)
     }
+
+    @Test("the first 48 bits are Unix milliseconds, the next 12 the millisecond's fraction: ids within one millisecond sort by time")
+    func subMillisecondOrder() {
+        let base = 1_700_000_000.1235  // seconds; the eight ids span 123.5–124.2 ms
+        let ids = (0..<8).map { UUID.v7(now: Date(timeIntervalSince1970: base + Double($0) * 0.000_1)) }
+        let millis = ids[0].bytes[0..<6].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(millis == 1_700_000_000_123)
+        #expect(ids.map(\.uuidString) == ids.map(\.uuidString).sorted())
+        #expect(Set(ids).count == 8)
+        // 62 random bits: ids made at the same instant differ.
+        let now = Date()
+        #expect(Set((0..<1_000).map { _ in UUID.v7(now: now) }).count == 1_000)
+    }
 }
 
 @Suite("Timestamps")
