@@ -27,8 +27,12 @@ enum UnixSocketFile {
         return descriptor
     }
 
-    /// Releases a lock taken by `lock(_:)`.
+    /// Releases a lock taken by `lock(_:)`. Explicitly: closing alone releases an `flock` only once
+    /// every copy of the descriptor is closed, and a child process being spawned at that moment
+    /// holds a copy until its `exec` closes it (`O_CLOEXEC`) — long enough for a daemon started
+    /// right after this one stopped to find the path still locked.
     static func unlock(_ descriptor: Int32) {
+        flock(descriptor, LOCK_UN)
         close(descriptor)
     }
 
