@@ -27,6 +27,11 @@ public struct PostgresConfiguration: Sendable {
     /// pool is quiet — no call running or waiting — before it is handed to the connection's own
     /// thread; `.zero` turns this off. Saves the two thread hops a quiet read otherwise makes.
     public var inlineReadWait: Duration
+    /// The same for begin_step and complete_step calls with payloads of up to 4 KiB (the calls
+    /// that share multi-row statements in a group): on a quiet pool such a call runs in autocommit
+    /// on the event loop, blocking it at most this long (the commit's WAL flush included); `.zero`
+    /// turns this off.
+    public var inlineWriteWait: Duration
     /// A group with at least this many calls sharing multi-row statements holds the next group back
     /// until it is running its last statement (see `PoolStateMachine.holdThreshold`): under load,
     /// fewer and larger groups. 0 turns it off.
@@ -37,10 +42,11 @@ public struct PostgresConfiguration: Sendable {
         statementTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5),
         defaultTimeout: Duration = .seconds(30), initialReconnectBackoff: Duration = .milliseconds(50),
         maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund", maxGroupCommit: Int = 64,
-        inlineReadWait: Duration = .microseconds(200), groupHold: Int = 8
+        inlineReadWait: Duration = .microseconds(200), inlineWriteWait: Duration = .microseconds(200), groupHold: Int = 8
     ) {
         self.maxGroupCommit = maxGroupCommit
         self.inlineReadWait = inlineReadWait
+        self.inlineWriteWait = inlineWriteWait
         self.groupHold = groupHold
         self.connectionString = connectionString
         self.schema = schema

@@ -24,6 +24,11 @@ public struct PoolStatistics: Sendable, Hashable {
     public var inlineReads: Int
     /// Of those, reads whose answer took longer than `inlineReadWait` and which a worker finished.
     public var inlineReadHandoffs: Int
+    /// begin_step and complete_step calls run on the caller's thread because the pool was quiet
+    /// (`inlineWriteWait`).
+    public var inlineWrites: Int
+    /// Of those, writes whose answer took longer than `inlineWriteWait` and which a worker finished.
+    public var inlineWriteHandoffs: Int
     /// Groups started when a held group reached its last statement (`groupHold`): calls gathered
     /// behind a running group and sent on at once.
     public var heldGroupHandovers: Int
@@ -54,6 +59,8 @@ public final class PostgresPool: Sendable {
     private let groupCommittedCalls = Atomic<Int>(0)
     private let inlineReads = Atomic<Int>(0)
     private let inlineReadHandoffs = Atomic<Int>(0)
+    private let inlineWrites = Atomic<Int>(0)
+    private let inlineWriteHandoffs = Atomic<Int>(0)
     private let heldGroupHandovers = Atomic<Int>(0)
     /// Fires at the earliest deadline of the queued calls (armed under the state lock). Dispatch
     /// sources may be scheduled and cancelled from any thread; the type is just not marked Sendable.
@@ -94,6 +101,8 @@ public final class PostgresPool: Sendable {
             groupCommittedCalls: groupCommittedCalls.load(ordering: .relaxed),
             inlineReads: inlineReads.load(ordering: .relaxed),
             inlineReadHandoffs: inlineReadHandoffs.load(ordering: .relaxed),
+            inlineWrites: inlineWrites.load(ordering: .relaxed),
+            inlineWriteHandoffs: inlineWriteHandoffs.load(ordering: .relaxed),
             heldGroupHandovers: heldGroupHandovers.load(ordering: .relaxed))
     }
 
@@ -126,28 +135,40 @@ public final class PostgresPool: Sendable {
     /// pool thread (or on the caller's thread if the call is refused at once). Returns the ticket
     /// that `cancel(_:)` takes.
     ///
-    /// With `mayRunInline`, a read that finds the pool quiet runs on the calling thread instead,
-    /// blocking it at most `inlineReadWait` (see `runInline`).
+    /// With `mayRunInline`, a read, or a begin_step / complete_step call, that finds the pool quiet
+    /// runs on the calling thread instead, blocking it at most `inlineReadWait` / `inlineWriteWait`
+    /// (see `runInline`).
     @discardableResult
     func start(
         _ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?, mayRunInline: Bool = false,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> UInt64 {
-        if mayRunInline, request.isReadOnly, configuration.inlineReadWait > .zero,
-            runInline(request, sql: sql, deadline: deadline, completion: completion)
-        {
+        if mayRunInline, let wait = inlineWait(for: request), runInline(request, sql: sql, deadline: deadline, wait: wait, completion: completion) {
             return 0  // answered or handed to a worker: nothing left to cancel
         }
         return submit(deadline: deadline) { deadline in PoolJob(deadline: deadline, work: .store(request, sql, completion)) }
     }
 
-    /// Runs a read on the caller's thread over an idle worker's connection, when no call is running
+    /// How long `request` may block its caller when it finds the pool quiet, or nil if it never runs
+    /// inline: reads, and the small begin_step / complete_step calls of every workflow step (one
+    /// statement in autocommit, which Postgres applies whole or not at all). Other writes take the
+    /// pool path: multi-row ones can run long, and `transaction` calls are several statements.
+    private func inlineWait(for request: StoreRequest) -> Duration? {
+        let wait = request.isReadOnly
+            ? configuration.inlineReadWait
+            : StoreOperations.batchKind(request) != nil ? configuration.inlineWriteWait : .zero
+        return wait > .zero ? wait : nil
+    }
+
+    /// Runs a call on the caller's thread over an idle worker's connection, when no call is running
     /// or waiting: the worker thread is not woken and the answer does not hop back from it, which
-    /// is most of a quiet read's latency. The caller blocks at most `inlineReadWait`; a read still
-    /// unanswered then is left to the worker to finish. False (nothing done) when the pool is busy
-    /// or the connection is not ready for it; the call then takes the normal path.
+    /// is most of a quiet call's latency. The caller blocks at most `wait`; a call still unanswered
+    /// then is left to the worker to finish. False (nothing done) when the pool is busy or the
+    /// connection is not ready for it, and when Postgres applied nothing and the call is better
+    /// run again by the normal path (a prepared statement gone stale, a write that raced another,
+    /// a read whose connection broke); the call then takes that path.
     private func runInline(
-        _ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?,
+        _ request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant?, wait: Duration,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> Bool {
         guard let worker = state.withLock({ $0.lendIdleWorker() }) else { return false }
@@ -158,22 +179,35 @@ public final class PostgresPool: Sendable {
             giveBack(worker)
             return false
         }
-        guard let rows = connection.awaitResult(within: configuration.inlineReadWait) else {
-            inlineReads.add(1, ordering: .relaxed)
-            inlineReadHandoffs.add(1, ordering: .relaxed)
+        let isRead = request.isReadOnly
+        guard let rows = connection.awaitResult(within: wait) else {
+            countInline(isRead: isRead, handedOff: true)
             let job = PoolJob(
-                deadline: effectiveDeadline(deadline), work: .finishStarted(request, statement.prepared, completion))
+                deadline: effectiveDeadline(deadline), work: .finishStarted(request, statement.prepared, sql, completion))
             state.withLock { $0.handOff(job, to: worker) }
             wakeups[worker].signal()
             return true
         }
         giveBack(worker)
-        if case .failure(let error) = rows, error.connectionLost || error.isStalePlan {
-            return false  // a read is safe to run again: the normal path reconnects or prepares again first
-        }
-        inlineReads.add(1, ordering: .relaxed)
-        completion(StoreOperations.outcome(of: request, statement.prepared, rows))
+        // A read is safe to run again whatever happened; a write only if Postgres applied nothing
+        // (ABORTED: a stale statement, a race, a deadlock). A write whose connection broke after it
+        // was sent may have committed: its caller hears UNAVAILABLE, as on the normal path.
+        if isRead, case .failure(let error) = rows, error.connectionLost || error.isStalePlan { return false }
+        let outcome = StoreOperations.outcome(of: request, statement.prepared, rows)
+        if !isRead, PoolJob.isAborted(outcome) { return false }
+        countInline(isRead: isRead, handedOff: false)
+        completion(outcome)
         return true
+    }
+
+    private func countInline(isRead: Bool, handedOff: Bool) {
+        if isRead {
+            inlineReads.add(1, ordering: .relaxed)
+            if handedOff { inlineReadHandoffs.add(1, ordering: .relaxed) }
+        } else {
+            inlineWrites.add(1, ordering: .relaxed)
+            if handedOff { inlineWriteHandoffs.add(1, ordering: .relaxed) }
+        }
     }
 
     private func giveBack(_ worker: Int) {
@@ -368,9 +402,9 @@ final class PoolJob: Sendable, PoolWork {
         case connection(run: @Sendable (PGConnection) -> Void, fail: @Sendable (StepRunError) -> Void)
         /// A store request and where its outcome goes.
         case store(StoreRequest, StepRunSQL, @Sendable (Result<StoreResult, StepRunError>) -> Void)
-        /// A read whose statement a caller sent on this worker's connection (`runInline`) and did
+        /// A call whose statement a caller sent on this worker's connection (`runInline`) and did
         /// not see answered in time: the worker reads the result and answers.
-        case finishStarted(StoreRequest, PreparedStatement, @Sendable (Result<StoreResult, StepRunError>) -> Void)
+        case finishStarted(StoreRequest, PreparedStatement, StepRunSQL, @Sendable (Result<StoreResult, StepRunError>) -> Void)
         /// A group another thread sent on this worker's connection (`PostgresPool.startNextGroup`):
         /// the worker reads its results and answers its callers (`GroupCommit.finish`).
         case finishGroup(GroupCommit.Started)
@@ -413,7 +447,7 @@ final class PoolJob: Sendable, PoolWork {
     func fail(_ error: StepRunError) {
         switch work {
         case .connection(_, let fail): fail(error)
-        case .store(_, _, let deliver), .finishStarted(_, _, let deliver): deliver(.failure(error))
+        case .store(_, _, let deliver), .finishStarted(_, _, _, let deliver): deliver(.failure(error))
         case .finishGroup(let group): group.fail(error)
         }
     }
@@ -433,7 +467,7 @@ final class PoolJob: Sendable, PoolWork {
         return live
     }
 
-    private static func isAborted(_ outcome: Result<StoreResult, StepRunError>) -> Bool {
+    static func isAborted(_ outcome: Result<StoreResult, StepRunError>) -> Bool {
         switch outcome {
         case .failure(.aborted), .failure(.transactionFailed(_, cause: .aborted)): true
         default: false
@@ -474,11 +508,17 @@ final class PoolJob: Sendable, PoolWork {
     }
 
     /// Reads the answer of work another thread sent on this connection and answers its callers:
-    /// an inline read that ran out of time (`runInline`) or a group (`startNextGroup`).
+    /// an inline call that ran out of time (`runInline`) or a group (`startNextGroup`).
     func finishInFlight(on connection: PGConnection, runningLast: () -> Void, onCommit: (Int) -> Void) {
         switch work {
-        case .finishStarted(let request, let statement, let deliver):
-            deliver(StoreOperations.outcome(of: request, statement, connection.finishResult()))
+        case .finishStarted(let request, let statement, let sql, let deliver):
+            let outcome = StoreOperations.outcome(of: request, statement, connection.finishResult())
+            if !request.isReadOnly, Self.isAborted(outcome) {
+                // Postgres applied nothing: run it again as the normal path would (`runAlone`).
+                PoolJob(deadline: deadline, work: .store(request, sql, deliver)).runAlone(on: connection)
+            } else {
+                deliver(outcome)
+            }
         case .finishGroup(let group):
             GroupCommit.finish(group, on: connection, runningLast: runningLast, onCommit: onCommit)
         case .connection, .store:

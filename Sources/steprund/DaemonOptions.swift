@@ -34,6 +34,11 @@ struct DaemonOptions: ParsableArguments {
         help: "How long a read may run on the event loop when the pool is quiet before a pool thread takes it over, e.g. 200us; 0 turns it off (default 200us).")
     var inlineReadWait: String?
 
+    @Option(
+        name: .customLong("inline-write-wait"),
+        help: "The same for begin_step and complete_step calls with payloads up to 4 KiB, commit included, e.g. 200us; 0 turns it off (default 200us).")
+    var inlineWriteWait: String?
+
     @Option(name: .customLong("statement-timeout"), help: "Postgres statement_timeout, e.g. 30s (default 30s).")
     var statementTimeout: String?
 
@@ -105,7 +110,7 @@ struct DaemonOptions: ParsableArguments {
         var flags: [String: String] = [:]
         let options: [(String, String?)] = [
             ("config", config), ("database-url", databaseURL), ("data-dir", dataDir), ("schema", schema), ("pool-size", poolSize),
-            ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("group-hold", groupHold), ("inline-read-wait", inlineReadWait), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
+            ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("group-hold", groupHold), ("inline-read-wait", inlineReadWait), ("inline-write-wait", inlineWriteWait), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
             ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
             ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("handshake-timeout", handshakeTimeout), ("shutdown-grace", shutdownGrace),

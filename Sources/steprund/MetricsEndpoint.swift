@@ -44,6 +44,8 @@ final class Scrape: Sendable {
         var groupCommittedCalls = 0
         var inlineReads = 0
         var inlineReadHandoffs = 0
+        var inlineWrites = 0
+        var inlineWriteHandoffs = 0
         var heldGroupHandovers = 0
 
         init() {}
@@ -53,6 +55,8 @@ final class Scrape: Sendable {
             groupCommittedCalls = statistics.groupCommittedCalls
             inlineReads = statistics.inlineReads
             inlineReadHandoffs = statistics.inlineReadHandoffs
+            inlineWrites = statistics.inlineWrites
+            inlineWriteHandoffs = statistics.inlineWriteHandoffs
             heldGroupHandovers = statistics.heldGroupHandovers
         }
     }
@@ -70,6 +74,12 @@ final class Scrape: Sendable {
     private static var groupCommittedCalls: MetricNameDescriptor { metric("group_committed_calls", unit: "total", "Writes answered through group commits.") }
     private static var inlineReads: MetricNameDescriptor { metric("inline_reads", unit: "total", "Reads run on the event loop because the pool was quiet.") }
     private static var inlineReadHandoffs: MetricNameDescriptor { metric("inline_read_handoffs", unit: "total", "Inline reads not answered within the inline wait, finished by a pool thread.") }
+    private static var inlineWrites: MetricNameDescriptor {
+        metric("inline_writes", unit: "total", "begin_step and complete_step calls run on the event loop because the pool was quiet.")
+    }
+    private static var inlineWriteHandoffs: MetricNameDescriptor {
+        metric("inline_write_handoffs", unit: "total", "Inline writes not answered within the inline wait, finished by a pool thread.")
+    }
     private static var heldGroupHandovers: MetricNameDescriptor {
         metric("held_group_handovers", unit: "total", "Groups started when a held group reached its last statement (group-hold).")
     }
@@ -88,6 +98,8 @@ final class Scrape: Sendable {
         registry.makeCounter(descriptor: Self.groupCommittedCalls).increment(by: Int64(statistics.groupCommittedCalls - before.groupCommittedCalls))
         registry.makeCounter(descriptor: Self.inlineReads).increment(by: Int64(statistics.inlineReads - before.inlineReads))
         registry.makeCounter(descriptor: Self.inlineReadHandoffs).increment(by: Int64(statistics.inlineReadHandoffs - before.inlineReadHandoffs))
+        registry.makeCounter(descriptor: Self.inlineWrites).increment(by: Int64(statistics.inlineWrites - before.inlineWrites))
+        registry.makeCounter(descriptor: Self.inlineWriteHandoffs).increment(by: Int64(statistics.inlineWriteHandoffs - before.inlineWriteHandoffs))
         registry.makeCounter(descriptor: Self.heldGroupHandovers).increment(by: Int64(statistics.heldGroupHandovers - before.heldGroupHandovers))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "busy")]).set(Double(statistics.busy))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "idle")]).set(Double(statistics.idle))

@@ -18,7 +18,7 @@ struct Settings {
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
         "handshake-timeout": "STEPRUN_HANDSHAKE_TIMEOUT",
         "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR", "group-commit-max": "STEPRUN_GROUP_COMMIT_MAX",
-        "inline-read-wait": "STEPRUN_INLINE_READ_WAIT", "group-hold": "STEPRUN_GROUP_HOLD",
+        "inline-read-wait": "STEPRUN_INLINE_READ_WAIT", "inline-write-wait": "STEPRUN_INLINE_WRITE_WAIT", "group-hold": "STEPRUN_GROUP_HOLD",
         "tls-cert": "STEPRUN_TLS_CERT", "tls-key": "STEPRUN_TLS_KEY", "tls-client-ca": "STEPRUN_TLS_CLIENT_CA",
         "allow-uids": "STEPRUN_ALLOW_UIDS", "allow-gids": "STEPRUN_ALLOW_GIDS",
     ]
@@ -33,6 +33,7 @@ struct Settings {
     var groupCommitMax = 64
     var groupHold = 8
     var inlineReadWait: Duration = .microseconds(200)
+    var inlineWriteWait: Duration = .microseconds(200)
     var statementTimeout: Duration = .seconds(30)
     var unixSocket: String? = Settings.defaultUnixSocket
     var tcp: (host: String, port: Int)?
@@ -94,6 +95,7 @@ struct Settings {
         groupCommitMax = try int("group-commit-max", groupCommitMax)
         groupHold = try int("group-hold", groupHold, minimum: 0)
         inlineReadWait = try duration("inline-read-wait", inlineReadWait)
+        inlineWriteWait = try duration("inline-write-wait", inlineWriteWait)
         statementTimeout = try duration("statement-timeout", statementTimeout)
         unixSocket = try flag("no-unix-socket") ? nil : (value("unix-socket") ?? unixSocket)
         if let address = value("tcp"), !(try flag("no-tcp")) {
@@ -137,7 +139,7 @@ struct Settings {
         return PostgresConfiguration(
             connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
             statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax,
-            inlineReadWait: inlineReadWait, groupHold: groupHold)
+            inlineReadWait: inlineReadWait, inlineWriteWait: inlineWriteWait, groupHold: groupHold)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {

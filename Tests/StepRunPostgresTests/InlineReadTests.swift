@@ -4,16 +4,20 @@ import StepRunCore
 @testable import StepRunPostgres
 import Testing
 
-/// Reads that find the pool quiet run on the caller's thread over an idle worker's connection
-/// (`PostgresConfiguration.inlineReadWait`); these tests hold that path to the pooled one.
-@Suite("Inline reads")
+/// Reads, and small begin_step / complete_step calls, that find the pool quiet run on the caller's
+/// thread over an idle worker's connection (`PostgresConfiguration.inlineReadWait`,
+/// `inlineWriteWait`); these tests hold that path to the pooled one.
+@Suite("Inline reads and writes")
 struct InlineReadTests {
     /// A store on a schema of its own, so a test may lock its tables without touching other tests.
-    private func isolatedStore(poolSize: Int, inlineReadWait: Duration) async throws -> (StepRunRepository, PostgresPool, String) {
+    private func isolatedStore(
+        poolSize: Int, inlineReadWait: Duration, inlineWriteWait: Duration = .zero
+    ) async throws -> (StepRunRepository, PostgresPool, String) {
         let schema = "steprun_ir_\(UInt32.random(in: 0...UInt32.max))"
         let pool = PostgresPool(
             configuration: PostgresConfiguration(
-                connectionString: try TestDatabase.url, schema: schema, poolSize: poolSize, inlineReadWait: inlineReadWait),
+                connectionString: try TestDatabase.url, schema: schema, poolSize: poolSize, inlineReadWait: inlineReadWait,
+                inlineWriteWait: inlineWriteWait),
             logger: TestDatabase.logger)
         try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger)
         return (StepRunRepository(pool: pool), pool, schema)
@@ -98,15 +102,109 @@ struct InlineReadTests {
         try await drop(schema)
     }
 
-    @Test("writes never run inline")
-    func writesTakeThePool() async throws {
+    @Test("writes run inline only when small begin_step / complete_step calls, and only with inline-write-wait on")
+    func writesInlineOnlyWhenAllowed() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .milliseconds(50))
         let outcome = await started(store, .beginStep(runID: UUID(), step: "s", input: .empty, recovery: nil))
         guard case .success(.begin(_, .execute)) = outcome else {
             Issue.record("unexpected \(outcome)")
             return
         }
-        #expect(pool.statistics.inlineReads == 0)
+        #expect(pool.statistics.inlineReads == 0 && pool.statistics.inlineWrites == 0)
+        await pool.shutdown()
+        try await drop(schema)
+
+        let (writer, writerPool, writerSchema) = try await isolatedStore(poolSize: 1, inlineReadWait: .zero, inlineWriteWait: .seconds(1))
+        let runID = UUID()
+        _ = try await writer.beginStep(runID: runID, step: "prepared")  // prepares begin_step on the only connection
+        _ = try await writer.scheduleStep(runID: runID, step: "also-prepared")
+        #expect(await poll { writerPool.statistics.busy == 0 })
+        guard case .success(.schedule(_, .schedule)) = await started(writer, .scheduleStep(runID: runID, step: "x", input: .empty, recovery: nil)) else {
+            Issue.record("schedule_step failed")
+            return
+        }
+        let big = JSONPayload(["pad": .string(String(repeating: "x", count: 5_000))])
+        #expect(await poll { writerPool.statistics.busy == 0 })
+        guard case .success(.begin(_, .execute)) = await started(writer, .beginStep(runID: runID, step: "big", input: big, recovery: nil)) else {
+            Issue.record("a large begin_step failed")
+            return
+        }
+        #expect(writerPool.statistics.inlineWrites == 0)
+        #expect(await poll { writerPool.statistics.busy == 0 })
+        guard case .success(.begin(_, .execute)) = await started(writer, .beginStep(runID: runID, step: "small", input: .empty, recovery: nil)) else {
+            Issue.record("a small begin_step failed")
+            return
+        }
+        #expect(writerPool.statistics.inlineWrites == 1)
+        await writerPool.shutdown()
+        try await drop(writerSchema)
+    }
+
+    @Test("a quiet begin_step and complete_step run inline and answer exactly as the pooled path does")
+    func inlineWritesMatchPooled() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .zero, inlineWriteWait: .seconds(1))
+        let runID = UUID()
+        // Prepares both statements on the only connection (an inline call needs them prepared).
+        let (prepared, _) = try await store.beginStep(runID: runID, step: "prepared")
+        try await store.completeStep(stepRunID: prepared.id, output: .empty)
+        /// Runs `request` inline: the worker must be idle first, or it would take the pooled path.
+        func inline(_ request: StoreRequest) async -> Result<StoreResult, StepRunError> {
+            #expect(await poll { pool.statistics.busy == 0 })
+            let before = pool.statistics.inlineWrites
+            let outcome = await started(store, request)
+            #expect(pool.statistics.inlineWrites == before + 1, "\(request.operationName) did not run inline")
+            return outcome
+        }
+        let begin = StoreRequest.beginStep(runID: runID, step: "a", input: ["n": 1], recovery: nil)
+        guard case .success(.begin(let claimed, .execute)) = await inline(begin) else {
+            Issue.record("the inline claim failed")
+            return
+        }
+        // The second delivery is skipped, with the same row either way.
+        let pooledSkip = try await store.perform(begin, deadline: nil)
+        #expect(try await inline(begin).get() == pooledSkip)
+        guard case .begin(let row, .skip) = pooledSkip else {
+            Issue.record("expected a skip, got \(pooledSkip)")
+            return
+        }
+        #expect(row == claimed)
+
+        let complete = StoreRequest.completeStep(stepRunID: claimed.id, output: ["total": 42])
+        guard case .success(.stepRun(let completed)) = await inline(complete) else {
+            Issue.record("the inline completion failed")
+            return
+        }
+        #expect(completed.status == .completed && completed.output == ["total": 42])
+        #expect(try await store.getStepRun(runID: runID, step: "a") == completed)
+        // Completing it again is refused the same way on both paths.
+        let pooledError = await expectStoreError { _ = try await store.perform(complete, deadline: nil) }
+        let inlineError: StepRunError?
+        if case .failure(let error) = await inline(complete) { inlineError = error } else { inlineError = nil }
+        #expect(pooledError != nil && inlineError?.code == pooledError?.code && inlineError?.message == pooledError?.message)
+        await pool.shutdown()
+        try await drop(schema)
+    }
+
+    @Test("an inline write still unanswered after the inline wait is finished by the worker and answered once")
+    func slowInlineWriteIsHandedOff() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .zero, inlineWriteWait: .milliseconds(50))
+        let runID = UUID()
+        let (prepared, _) = try await store.beginStep(runID: runID, step: "prepared")
+        try await store.completeStep(stepRunID: prepared.id, output: .empty)
+        let (row, _) = try await store.beginStep(runID: runID, step: "a")
+        #expect(await poll { pool.statistics.busy == 0 })
+        // Another session holds the row's lock, so the completion waits in Postgres past the inline wait.
+        let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
+        try locker.simpleQuery("BEGIN; SELECT 1 FROM \(schema).step_runs WHERE id = '\(row.id.uuidString)' FOR UPDATE", context: "locking")
+        let answer = Task { await started(store, .completeStep(stepRunID: row.id, output: ["late": true])) }
+        #expect(await poll { pool.statistics.inlineWriteHandoffs == 1 })
+        try locker.simpleQuery("COMMIT", context: "unlocking")
+        guard case .success(.stepRun(let completed)) = await answer.value else {
+            Issue.record("the handed-off completion failed")
+            return
+        }
+        #expect(completed.status == .completed && completed.output == ["late": true])
+        #expect(pool.statistics.inlineWrites == 1)
         await pool.shutdown()
         try await drop(schema)
     }
