@@ -40,6 +40,8 @@ struct ObservabilityTests {
         #expect(body.contains("steprund_group_commits_total"))
         #expect(body.contains("steprund_inline_reads_total"))
         #expect(body.contains("steprund_inline_read_handoffs_total"))
+        #expect(body.contains("steprund_inline_writes_total"))
+        #expect(body.contains("steprund_inline_write_handoffs_total"))
         #expect(body.contains("steprund_held_group_handovers_total"))
         let missing = await httpGet(port: port, path: "/other")
         #expect(missing?.contains(" 404 ") == true)
