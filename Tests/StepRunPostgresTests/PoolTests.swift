@@ -151,13 +151,24 @@ struct PoolTests {
         for pool in pools { await pool.shutdown() }
     }
 
+    /// A pool of one connection on a fresh schema of its own, not yet migrated.
+    private func singleConnectionPool(_ prefix: String) throws -> (PostgresPool, String) {
+        let schema = "\(prefix)_\(UInt32.random(in: 0...UInt32.max))"
+        let configuration = PostgresConfiguration(connectionString: try TestDatabase.url, schema: schema, poolSize: 1)
+        return (PostgresPool(configuration: configuration, logger: TestDatabase.logger), schema)
+    }
+
+    private func dropSchemaAndShutDown(_ schema: String, _ pool: PostgresPool) async throws {
+        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+            try connection.simpleQuery("DROP SCHEMA \(schema) CASCADE", context: "cleanup")
+        }
+        await pool.shutdown()
+    }
+
     @Test("migration 2 turns the column CHECKs into domains: rows written before stay, no table is rewritten, the rules still hold")
     func domainMigrationKeepsRowsAndRules() async throws {
-        let schema = "steprun_upgrade_\(UInt32.random(in: 0...UInt32.max))"
         // One connection: every statement below was prepared on it before the migration.
-        let pool = PostgresPool(
-            configuration: PostgresConfiguration(connectionString: try TestDatabase.url, schema: schema, poolSize: 1),
-            logger: TestDatabase.logger)
+        let (pool, schema) = try singleConnectionPool("steprun_upgrade")
         #expect(try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger, through: 1) == MigrationReport(from: 0, to: 1))
         let store = StepRunRepository(pool: pool)
         let runID = UUID()
@@ -216,19 +227,13 @@ struct PoolTests {
             }
             #expect(error?.message.contains("violates check constraint") == true, "\(sql)")
         }
-        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
-            try connection.simpleQuery("DROP SCHEMA \(schema) CASCADE", context: "cleanup")
-        }
-        await pool.shutdown()
+        try await dropSchemaAndShutDown(schema, pool)
     }
 
     @Test("migration 3: completing a step is a HOT update (no index entries) — at version 2 it never was — and completion order still holds")
     func completionsAreHOTUpdates() async throws {
-        let schema = "steprun_hot_\(UInt32.random(in: 0...UInt32.max))"
         // One connection, so one backend does every update and reports its counts below.
-        let pool = PostgresPool(
-            configuration: PostgresConfiguration(connectionString: try TestDatabase.url, schema: schema, poolSize: 1),
-            logger: TestDatabase.logger)
+        let (pool, schema) = try singleConnectionPool("steprun_hot")
         let store = StepRunRepository(pool: pool)
         /// Begins `count` steps of a new run, then completes them, last begun first.
         func beginThenComplete(_ count: Int) async throws -> UUID {
@@ -277,10 +282,7 @@ struct PoolTests {
         #expect(try await store.completedSteps(runID: runID) == (0..<12).reversed().map { "step-\($0)" })
         #expect(try await store.completedOutputs(runID: runID).count == 12)
 
-        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
-            try connection.simpleQuery("DROP SCHEMA \(schema) CASCADE", context: "cleanup")
-        }
-        await pool.shutdown()
+        try await dropSchemaAndShutDown(schema, pool)
     }
 
     @Test("an invalid schema name is refused by the migrator")
