@@ -141,21 +141,12 @@ struct ClientTests {
         let client = daemon.client(transport)
         defer { Task { await client.close() } }
         let runID = UUID()
-        let outcomes = await withTaskGroup(of: String?.self) { group in
-            for index in 0..<64 {
-                group.addTask(executorPreference: client.taskExecutor) {
-                    guard client.eventLoop.inEventLoop else { return "task \(index) is not on the client's loop" }
-                    do {
-                        let (stepRun, decision) = try await client.beginStep(runID: runID, step: "s\(index % 16)")
-                        guard client.eventLoop.inEventLoop else { return "task \(index) resumed off the loop" }
-                        if decision == .execute { try await client.completeStep(stepRunID: stepRun.id, output: ["i": .int(Int64(index))]) }
-                        return nil
-                    } catch {
-                        return "task \(index): \(error)"
-                    }
-                }
-            }
-            return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+        let outcomes = await failures(ofTasks: 64, on: client) { index in
+            guard client.eventLoop.inEventLoop else { return "task \(index) is not on the client's loop" }
+            let (stepRun, decision) = try await client.beginStep(runID: runID, step: "s\(index % 16)")
+            guard client.eventLoop.inEventLoop else { return "task \(index) resumed off the loop" }
+            if decision == .execute { try await client.completeStep(stepRunID: stepRun.id, output: ["i": .int(Int64(index))]) }
+            return nil
         }
         #expect(outcomes.isEmpty, "\(outcomes)")
         #expect(try await client.completedSteps(runID: runID).count == 16)
@@ -174,30 +165,21 @@ struct ClientTests {
         let client = daemon.client(transport)
         defer { Task { await client.close() } }
         let runID = UUID()
-        let failures = await withTaskGroup(of: String?.self) { group in
-            for worker in 0..<48 {
-                group.addTask(executorPreference: client.taskExecutor) {
-                    do {
-                        for round in 0..<10 {
-                            let step = "w\(worker)-r\(round)"
-                            let (stepRun, decision) = try await client.beginStep(runID: runID, step: step, input: ["w": .int(Int64(worker))])
-                            guard decision == .execute, stepRun.step == step, try stepRun.input.decode([String: Int].self) == ["w": worker] else {
-                                return "\(step): answered \(decision) for \(stepRun.step) with \(stepRun.input)"
-                            }
-                            let completed = try await client.completeStep(stepRunID: stepRun.id, output: ["r": .int(Int64(round))])
-                            guard completed.id == stepRun.id, try completed.output?.decode([String: Int].self) == ["r": round] else {
-                                return "\(step): completion answered for \(completed.step)"
-                            }
-                        }
-                        return nil
-                    } catch {
-                        return "worker \(worker): \(error)"
-                    }
+        let failed = await failures(ofTasks: 48, on: client) { worker in
+            for round in 0..<10 {
+                let step = "w\(worker)-r\(round)"
+                let (stepRun, decision) = try await client.beginStep(runID: runID, step: step, input: ["w": .int(Int64(worker))])
+                guard decision == .execute, stepRun.step == step, try stepRun.input.decode([String: Int].self) == ["w": worker] else {
+                    return "\(step): answered \(decision) for \(stepRun.step) with \(stepRun.input)"
+                }
+                let completed = try await client.completeStep(stepRunID: stepRun.id, output: ["r": .int(Int64(round))])
+                guard completed.id == stepRun.id, try completed.output?.decode([String: Int].self) == ["r": round] else {
+                    return "\(step): completion answered for \(completed.step)"
                 }
             }
-            return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+            return nil
         }
-        #expect(failures.isEmpty, "\(failures.prefix(5))")
+        #expect(failed.isEmpty, "\(failed.prefix(5))")
         #expect(try await client.completedSteps(runID: runID).count == 480)
     }
 
@@ -222,6 +204,21 @@ struct ClientTests {
         for (milliseconds, error, elapsed) in finished {
             #expect(error?.code == .deadlineExceeded, "\(milliseconds) ms: \(String(describing: error))")
             #expect(elapsed >= .milliseconds(milliseconds - 50) && elapsed < .milliseconds(milliseconds) + .seconds(2), "\(milliseconds) ms call ended after \(elapsed)")
+        }
+    }
+
+    /// Runs `count` tasks on the client's event loop (`taskExecutor`) and collects what each
+    /// reports wrong: its returned message, or the error it threw.
+    private func failures(
+        ofTasks count: Int, on client: StepRunClient, _ body: @escaping @Sendable (Int) async throws -> String?
+    ) async -> [String] {
+        await withTaskGroup(of: String?.self) { group in
+            for index in 0..<count {
+                group.addTask(executorPreference: client.taskExecutor) {
+                    do { return try await body(index) } catch { return "task \(index): \(error)" }
+                }
+            }
+            return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
         }
     }
 }

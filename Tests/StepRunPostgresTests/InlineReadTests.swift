@@ -38,6 +38,12 @@ struct InlineReadTests {
         }
     }
 
+    /// `started` once the pool's only worker is idle, so the call runs inline if it may; throws its error.
+    private func startedOnQuietPool(_ store: StepRunRepository, _ pool: PostgresPool, _ request: StoreRequest) async throws -> StoreResult {
+        #expect(await poll { pool.statistics.busy == 0 })
+        return try await started(store, request).get()
+    }
+
     private func poll(_ condition: () -> Bool) async -> Bool {
         for _ in 0..<500 {
             if condition() { return true }
@@ -105,11 +111,7 @@ struct InlineReadTests {
     @Test("writes run inline only when small begin_step / complete_step calls, and only with inline-write-wait on")
     func writesInlineOnlyWhenAllowed() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .milliseconds(50))
-        let outcome = await started(store, .beginStep(runID: UUID(), step: "s", input: .empty, recovery: nil))
-        guard case .success(.begin(_, .execute)) = outcome else {
-            Issue.record("unexpected \(outcome)")
-            return
-        }
+        _ = try await startedOnQuietPool(store, pool, .beginStep(runID: UUID(), step: "s", input: .empty, recovery: nil))
         #expect(pool.statistics.inlineReads == 0 && pool.statistics.inlineWrites == 0)
         await pool.shutdown()
         try await drop(schema)
@@ -118,23 +120,11 @@ struct InlineReadTests {
         let runID = UUID()
         _ = try await writer.beginStep(runID: runID, step: "prepared")  // prepares begin_step on the only connection
         _ = try await writer.scheduleStep(runID: runID, step: "also-prepared")
-        #expect(await poll { writerPool.statistics.busy == 0 })
-        guard case .success(.schedule(_, .schedule)) = await started(writer, .scheduleStep(runID: runID, step: "x", input: .empty, recovery: nil)) else {
-            Issue.record("schedule_step failed")
-            return
-        }
         let big = JSONPayload(["pad": .string(String(repeating: "x", count: 5_000))])
-        #expect(await poll { writerPool.statistics.busy == 0 })
-        guard case .success(.begin(_, .execute)) = await started(writer, .beginStep(runID: runID, step: "big", input: big, recovery: nil)) else {
-            Issue.record("a large begin_step failed")
-            return
-        }
+        _ = try await startedOnQuietPool(writer, writerPool, .scheduleStep(runID: runID, step: "x", input: .empty, recovery: nil))
+        _ = try await startedOnQuietPool(writer, writerPool, .beginStep(runID: runID, step: "big", input: big, recovery: nil))
         #expect(writerPool.statistics.inlineWrites == 0)
-        #expect(await poll { writerPool.statistics.busy == 0 })
-        guard case .success(.begin(_, .execute)) = await started(writer, .beginStep(runID: runID, step: "small", input: .empty, recovery: nil)) else {
-            Issue.record("a small begin_step failed")
-            return
-        }
+        _ = try await startedOnQuietPool(writer, writerPool, .beginStep(runID: runID, step: "small", input: .empty, recovery: nil))
         #expect(writerPool.statistics.inlineWrites == 1)
         await writerPool.shutdown()
         try await drop(writerSchema)
@@ -147,22 +137,20 @@ struct InlineReadTests {
         // Prepares both statements on the only connection (an inline call needs them prepared).
         let (prepared, _) = try await store.beginStep(runID: runID, step: "prepared")
         try await store.completeStep(stepRunID: prepared.id, output: .empty)
-        /// Runs `request` inline: the worker must be idle first, or it would take the pooled path.
-        func inline(_ request: StoreRequest) async -> Result<StoreResult, StepRunError> {
-            #expect(await poll { pool.statistics.busy == 0 })
+        /// Runs `request` inline and checks that it did.
+        func inline(_ request: StoreRequest) async throws -> StoreResult {
             let before = pool.statistics.inlineWrites
-            let outcome = await started(store, request)
-            #expect(pool.statistics.inlineWrites == before + 1, "\(request.operationName) did not run inline")
-            return outcome
+            defer { #expect(pool.statistics.inlineWrites == before + 1, "\(request.operationName) did not run inline") }
+            return try await startedOnQuietPool(store, pool, request)
         }
         let begin = StoreRequest.beginStep(runID: runID, step: "a", input: ["n": 1], recovery: nil)
-        guard case .success(.begin(let claimed, .execute)) = await inline(begin) else {
-            Issue.record("the inline claim failed")
+        guard case .begin(let claimed, .execute) = try await inline(begin) else {
+            Issue.record("the inline claim was not executed")
             return
         }
         // The second delivery is skipped, with the same row either way.
         let pooledSkip = try await store.perform(begin, deadline: nil)
-        #expect(try await inline(begin).get() == pooledSkip)
+        #expect(try await inline(begin) == pooledSkip)
         guard case .begin(let row, .skip) = pooledSkip else {
             Issue.record("expected a skip, got \(pooledSkip)")
             return
@@ -170,16 +158,15 @@ struct InlineReadTests {
         #expect(row == claimed)
 
         let complete = StoreRequest.completeStep(stepRunID: claimed.id, output: ["total": 42])
-        guard case .success(.stepRun(let completed)) = await inline(complete) else {
-            Issue.record("the inline completion failed")
+        guard case .stepRun(let completed) = try await inline(complete) else {
+            Issue.record("the inline completion returned no step run")
             return
         }
         #expect(completed.status == .completed && completed.output == ["total": 42])
         #expect(try await store.getStepRun(runID: runID, step: "a") == completed)
         // Completing it again is refused the same way on both paths.
         let pooledError = await expectStoreError { _ = try await store.perform(complete, deadline: nil) }
-        let inlineError: StepRunError?
-        if case .failure(let error) = await inline(complete) { inlineError = error } else { inlineError = nil }
+        let inlineError = await expectStoreError { _ = try await inline(complete) }
         #expect(pooledError != nil && inlineError?.code == pooledError?.code && inlineError?.message == pooledError?.message)
         await pool.shutdown()
         try await drop(schema)
