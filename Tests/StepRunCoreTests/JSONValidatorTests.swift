@@ -33,6 +33,35 @@ struct JSONValidatorTests {
         }
     }
 
+    /// String contents are skipped eight bytes at a time until a word holds something to check;
+    /// each case puts that something at every offset within and across such words.
+    @Test("what string contents need checking is found wherever it falls", arguments: [
+        (Array(#"\""#.utf8), nil), (Array(#"\\"#.utf8), nil), (Array(#"\u00e9"#.utf8), nil),
+        (Array(#"\ud83d\ude00"#.utf8), nil), (Array("é".utf8), nil), (Array("😀".utf8), nil),
+        ([0x01], 0), ([0x1F], 0), ([0x7F], nil), ([0xFF], 0), ([0x80], 0), ([0xC3], 0), ([0xED, 0xA0, 0x80], 0),
+        (Array(#"\ud800"#.utf8), 6), (Array(#"\x"#.utf8), 1),
+    ] as [([UInt8], Int?)])
+    func stringContentsAtEveryOffset(_ inner: [UInt8], failsAt: Int?) {
+        let head = Array(#"{"key":""#.utf8)
+        for offset in 0..<20 {
+            let bytes = head + Array(repeating: UInt8(ascii: "a"), count: offset) + inner
+                + Array(repeating: UInt8(ascii: "b"), count: 20) + Array(#""}"#.utf8)
+            do {
+                try JSONValidator().validateObject(bytes)
+                #expect(failsAt == nil, "accepted \(inner) at offset \(offset)")
+            } catch {
+                #expect(error.offset == failsAt.map { head.count + offset + $0 }, "\(error) for \(inner) at offset \(offset)")
+            }
+        }
+    }
+
+    @Test("bytes that are not contiguous in memory are checked the same way")
+    func nonContiguousBytes() throws {
+        let valid = Array(#"{"a":"a long enough string of plain text","b":[1,2]}"#.utf8)
+        try JSONValidator().validateObject(valid.lazy.map { $0 })
+        #expect(throws: JSONValidator.Failure.self) { try JSONValidator().validateObject(valid.dropLast().lazy.map { $0 }) }
+    }
+
     @Test("nesting 10,000 deep is refused without exhausting the stack")
     func deepNestingIsRefused() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
