@@ -68,8 +68,8 @@ enum GroupCommit {
         fileprivate var stepCount: Int
         /// Steps up to and including COMMIT: all must succeed for the writes to count.
         fileprivate var writePart: Int
-        /// The calls that share multi-row statements (`PoolJob.batchKind`).
-        let sharedStatementCalls: Int
+        /// The small begin_step / complete_step calls (`PoolWork.smallSharedCalls`).
+        let smallSharedCalls: Int
 
         /// Answers every caller of the group with `error` (the group cannot be finished).
         func fail(_ error: StepRunError) {
@@ -135,7 +135,7 @@ enum GroupCommit {
             calls: calls, writeCount: writes.count, statements: statements, writeStatementCount: writeStatements.count,
             positions: positions, stepCount: steps.count,
             writePart: reads.isEmpty ? steps.count : positions[writeStatements.count],
-            sharedStatementCalls: calls.count(where: { $0.job.batchKind != nil }))
+            smallSharedCalls: calls.reduce(0) { $0 + $1.job.smallSharedCalls })
         do {
             try connection.sendPipeline(steps)
         } catch {

@@ -139,6 +139,11 @@ final class PGConnection {
     /// has failed and the error is the caller's (it maps to `ABORTED`, and the pool runs such a
     /// call again).
     func execute(_ statement: PreparedStatement, _ parameters: [String?]) throws(PGError) -> PGRows {
+        try execute(statement, parameters.map { $0.map(PGParameter.text) })
+    }
+
+    /// `execute` with parameters that may be binary (arrays).
+    func execute(_ statement: PreparedStatement, _ parameters: [PGParameter?]) throws(PGError) -> PGRows {
         do {
             return try executeOnce(statement, parameters)
         } catch where error.isStalePlan && isIdle {
@@ -146,12 +151,12 @@ final class PGConnection {
         }
     }
 
-    private func executeOnce(_ statement: PreparedStatement, _ parameters: [String?]) throws(PGError) -> PGRows {
+    private func executeOnce(_ statement: PreparedStatement, _ parameters: [PGParameter?]) throws(PGError) -> PGRows {
         let handle = try liveHandle()
         forgetStalePreparedStatements(handle)
         try prepareIfNeeded(statement, on: handle)
-        let result = Self.withParameters(parameters) { values in
-            PQexecPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
+        let result = Self.withParameters(parameters) { values, lengths, formats in
+            PQexecPrepared(handle, statement.name, Int32(parameters.count), values, lengths, formats, 0)
         }
         defer { PQclear(result) }
         return try rows(of: result)
@@ -174,11 +179,11 @@ final class PGConnection {
 
     /// Sends an already prepared statement without waiting for its result; collect the result with
     /// `awaitResult(within:)` and, if that runs out of time, `finishResult()`. False if sending failed.
-    func send(_ statement: PreparedStatement, _ parameters: [String?]) -> Bool {
+    func send(_ statement: PreparedStatement, _ parameters: [PGParameter?]) -> Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK, !preparedStatementsStale, prepared.contains(statement.name) else { return false }
         // Blocking mode: a statement this small fits the socket buffer of a connection with nothing in flight.
-        return Self.withParameters(parameters) { values in
-            PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0) == 1
+        return Self.withParameters(parameters) { values, lengths, formats in
+            PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, lengths, formats, 0) == 1
         }
     }
 
@@ -223,21 +228,49 @@ final class PGConnection {
         prepared.insert(statement.name)
     }
 
-    /// Calls `body` with the parameters as the C strings libpq takes (NULL for SQL NULL).
+    /// Calls `body` with the parameters as libpq takes them: values (NULL for SQL NULL), and — only
+    /// when some are binary — their lengths and formats (1 for binary; libpq reads text up to NUL).
     ///
-    /// Each string lends its own NUL-terminated UTF-8 (`withCString`, nested once per parameter)
-    /// rather than being copied: a claim with a 1 MiB input had cost a 1 MiB allocation, its page
-    /// faults and a copy, only for libpq to copy it again into its send buffer.
+    /// Each value lends its own bytes (`withCString`, `withUnsafeBufferPointer`, nested once per
+    /// parameter) rather than being copied: a claim with a 1 MiB input had cost a 1 MiB
+    /// allocation, its page faults and a copy, only for libpq to copy it again into its send buffer.
     private static func withParameters<Result>(
-        _ parameters: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> Result
+        _ parameters: [PGParameter?],
+        _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> Result
     ) -> Result {
-        var pointers = [UnsafePointer<CChar>?](repeating: nil, count: parameters.count)
+        var values = [UnsafePointer<CChar>?](repeating: nil, count: parameters.count)
+        let anyBinary = parameters.contains { if case .binary? = $0 { true } else { false } }
+        var lengths = [Int32](repeating: 0, count: anyBinary ? parameters.count : 0)
+        var formats = [Int32](repeating: 0, count: anyBinary ? parameters.count : 0)
         func lend(from index: Int) -> Result {
-            guard index < parameters.count else { return pointers.withUnsafeBufferPointer { body($0.baseAddress) } }
-            guard let value = parameters[index] else { return lend(from: index + 1) }
-            return value.withCString { pointer in
-                pointers[index] = pointer
+            guard index < parameters.count else {
+                return values.withUnsafeBufferPointer { values in
+                    guard anyBinary else { return body(values.baseAddress, nil, nil) }
+                    return lengths.withUnsafeBufferPointer { lengths in
+                        formats.withUnsafeBufferPointer { formats in
+                            body(values.baseAddress, lengths.baseAddress, formats.baseAddress)
+                        }
+                    }
+                }
+            }
+            switch parameters[index] {
+            case nil:
                 return lend(from: index + 1)
+            case .text(let text)?:
+                return text.withCString { pointer in
+                    values[index] = pointer
+                    return lend(from: index + 1)
+                }
+            case .binary(let bytes)?:
+                // A binary array is never empty (its header alone is 12 bytes), so the buffer has
+                // an address: a NULL one would mean SQL NULL to libpq.
+                precondition(!bytes.isEmpty, "a binary parameter needs at least one byte")
+                return bytes.withUnsafeBufferPointer { buffer in
+                    values[index] = UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self)
+                    lengths[index] = Int32(buffer.count)
+                    formats[index] = 1
+                    return lend(from: index + 1)
+                }
             }
         }
         return lend(from: 0)
@@ -246,9 +279,9 @@ final class PGConnection {
     /// One statement of a pipeline: a prepared statement (prepared on first use) and its parameters.
     struct PipelineStep {
         var statement: PreparedStatement
-        var parameters: [String?]
+        var parameters: [PGParameter?]
 
-        static func prepared(_ statement: PreparedStatement, _ parameters: [String?]) -> PipelineStep {
+        static func prepared(_ statement: PreparedStatement, _ parameters: [PGParameter?]) -> PipelineStep {
             PipelineStep(statement: statement, parameters: parameters)
         }
     }
@@ -269,8 +302,8 @@ final class PGConnection {
         PQsetnonblocking(handle, 1)
         var sent = true
         for step in steps where sent {
-            sent = Self.withParameters(step.parameters) { values in
-                PQsendQueryPrepared(handle, step.statement.name, Int32(step.parameters.count), values, nil, nil, 0) == 1
+            sent = Self.withParameters(step.parameters) { values, lengths, formats in
+                PQsendQueryPrepared(handle, step.statement.name, Int32(step.parameters.count), values, lengths, formats, 0) == 1
             }
         }
         guard sent, PQpipelineSync(handle) == 1, flushWithoutBlocking(handle) else {

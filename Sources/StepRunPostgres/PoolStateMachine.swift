@@ -7,11 +7,13 @@
 protocol PoolWork {
     /// May it share a transaction with its neighbours?
     var isBatchable: Bool { get }
-    /// How many calls in it share one multi-row statement with calls of their kind
-    /// (`StoreOperations.batchKind`): 1 or 0 for one call, more for a group started elsewhere.
-    /// Only such calls hold the next group back: the others run as statements of their own and
-    /// gain nothing by gathering.
-    var sharedStatementCalls: Int { get }
+    /// How many calls in it are small begin_step / complete_step calls
+    /// (`StoreOperations.isSmallStepWrite`): 1 or 0 for one call, more for a group started
+    /// elsewhere. Only those hold the next group back. They share one multi-row statement per kind,
+    /// and what Postgres spends on them is mostly that statement's fixed part, so gathering more of
+    /// them into the next group saves work; other calls run as statements of their own, and calls
+    /// with large payloads cost mostly per byte — holding them back only leaves a core idle.
+    var smallSharedCalls: Int { get }
     /// When its caller stops waiting; a job still queued then is expired.
     var deadline: ContinuousClock.Instant { get }
 }
@@ -150,7 +152,7 @@ struct PoolStateMachine<Job: PoolWork> {
             while first.isBatchable, batch.count < maxBatch, let job = dequeue(where: \.isBatchable) {
                 batch.append(job)
             }
-            running[worker] = batch.reduce(0) { $0 + $1.sharedStatementCalls }
+            running[worker] = batch.reduce(0) { $0 + $1.smallSharedCalls }
             return .run(batch)
         }
         busy.remove(worker)

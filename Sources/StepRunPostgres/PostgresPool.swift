@@ -156,7 +156,7 @@ public final class PostgresPool: Sendable {
     private func inlineWait(for request: StoreRequest) -> Duration? {
         let wait = request.isReadOnly
             ? configuration.inlineReadWait
-            : StoreOperations.batchKind(request) != nil ? configuration.inlineWriteWait : .zero
+            : StoreOperations.isSmallStepWrite(request) ? configuration.inlineWriteWait : .zero
         return wait > .zero ? wait : nil
     }
 
@@ -415,12 +415,12 @@ final class PoolJob: Sendable, PoolWork {
     /// Single-statement writes may share a transaction, and reads may ride along in the same round
     /// trip; a `transaction` call has its own BEGIN/COMMIT, and `purge_run` runs by itself.
     let isBatchable: Bool
-    /// `StoreOperations.batchKind`: set for begin_step and complete_step calls with small payloads,
-    /// which share one multi-row statement per kind in a group.
+    /// `StoreOperations.batchKind`: set for begin_step and complete_step calls, which share one
+    /// multi-row statement per kind in a group.
     let batchKind: Int?
-    /// `PoolWork.sharedStatementCalls`: 1 for a call with a `batchKind`, the count of a group
-    /// started elsewhere.
-    let sharedStatementCalls: Int
+    /// `PoolWork.smallSharedCalls`: 1 for a small begin_step / complete_step call, the count of a
+    /// group started elsewhere.
+    let smallSharedCalls: Int
 
     /// Works out what the pool's state machine asks of the job here, before it is submitted, so
     /// none of it runs under the pool's lock.
@@ -431,15 +431,15 @@ final class PoolJob: Sendable, PoolWork {
         case .store(let request, _, _):
             isBatchable = request.isTransactional || request.isReadOnly
             batchKind = StoreOperations.batchKind(request)
-            sharedStatementCalls = batchKind == nil ? 0 : 1
+            smallSharedCalls = StoreOperations.isSmallStepWrite(request) ? 1 : 0
         case .finishGroup(let group):
             isBatchable = false
             batchKind = nil
-            sharedStatementCalls = group.sharedStatementCalls
+            smallSharedCalls = group.smallSharedCalls
         case .connection, .finishStarted:
             isBatchable = false
             batchKind = nil
-            sharedStatementCalls = 0
+            smallSharedCalls = 0
         }
     }
 

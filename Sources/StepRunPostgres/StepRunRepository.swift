@@ -44,7 +44,7 @@ public final class StepRunRepository: StepRunStore {
         return try await pool.withConnection(deadline: deadline) { connection throws(StepRunError) in
             let started = ContinuousClock.now
             do throws(PGError) {
-                _ = try connection.execute(statement, [])
+                _ = try connection.execute(statement, [PGParameter?]())
             } catch {
                 throw error.storeError(context: "checking health")
             }

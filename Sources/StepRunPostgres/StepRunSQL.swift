@@ -131,7 +131,7 @@ final class StepRunSQL: Sendable {
         // outcome. Keys must be distinct within one batch (a row is claimed or updated at most once).
         // Rows are only ever reached through their unique index: the skip/stale reads are LATERAL
         // lookups behind an OFFSET 0 fence, so no plan can turn them into a scan of the whole table.
-        // $1 ids, $2 run_ids, $3 steps, $4 inputs, $5 recoveries (array literals)
+        // $1 ids, $2 run_ids, $3 steps, $4 inputs, $5 recoveries (binary arrays, `PGParameter`)
         beginSteps = statement("begin_steps", """
             WITH e AS (
                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])
@@ -148,7 +148,7 @@ final class StepRunSQL: Sendable {
             ) current
             WHERE NOT EXISTS (SELECT 1 FROM claimed WHERE claimed.run_id = e.run_id AND claimed.step = e.step)
             """)
-        // $1 ids, $2 outputs (array literals)
+        // $1 ids, $2 outputs (binary arrays, `PGParameter`)
         completeSteps = statement("complete_steps", """
             WITH updated AS (
                 UPDATE \(runs) s SET \(completion(output: "($2::jsonb[])[array_position($1::uuid[], s.id)]")),
@@ -175,7 +175,7 @@ final class StepRunSQL: Sendable {
             SELECT 'skip', \(cols) FROM \(runs)
             WHERE run_id = $2 AND step = $3 AND NOT EXISTS (SELECT 1 FROM inserted)
             """)
-        // $1 run_id, $2 ids, $3 steps, $4 inputs, $5 recoveries (array literals)
+        // $1 run_id, $2 ids, $3 steps, $4 inputs, $5 recoveries (binary arrays, `PGParameter`)
         scheduleSteps = statement("schedule_steps", """
             INSERT INTO \(runs) (id, run_id, step, status, input, recovery, inserted_at, updated_at)
             SELECT e.id, $1, e.step, 'pending', e.input, e.recovery, clock_timestamp(), clock_timestamp()

@@ -36,22 +36,30 @@ struct StoreOperations {
     /// The one statement a single-statement request runs (every request but `transaction`).
     ///
     /// Building it again gives fresh ids for inserted rows, so a re-run never reuses one.
-    static func statement(for request: StoreRequest, sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [String?]) {
+    static func statement(for request: StoreRequest, sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [PGParameter?]) {
         switch request {
+        case .scheduleSteps(let runID, let steps):
+            (sql.scheduleSteps, [
+                .text(runID.pgText),
+                .uuidArray(steps.map { _ in UUID.v7() }),
+                .textArray(steps.map(\.step)),
+                .jsonbArray(steps.map(\.input.text)),
+                .jsonbArray(steps.map { $0.recovery?.text }),
+            ])
+        case .deletePendingSteps(let runID, let steps):
+            (sql.deletePendingSteps, [.text(runID.pgText), .textArray(steps)])
+        default:
+            textStatement(for: request, sql: sql)
+        }
+    }
+
+    /// The statements whose parameters are all text.
+    private static func textStatement(for request: StoreRequest, sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [PGParameter?]) {
+        let (prepared, parameters): (PreparedStatement, [String?]) = switch request {
         case .beginStep(let runID, let step, let input, let recovery):
             (sql.beginStep, [UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text])
         case .scheduleStep(let runID, let step, let input, let recovery):
             (sql.scheduleStep, [UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text])
-        case .scheduleSteps(let runID, let steps):
-            (sql.scheduleSteps, [
-                runID.pgText,
-                PGArrayLiteral.encode(steps.map { _ in UUID.v7().pgText }),
-                PGArrayLiteral.encode(steps.map(\.step)),
-                PGArrayLiteral.encode(steps.map(\.input.text)),
-                PGArrayLiteral.encode(steps.map { $0.recovery?.text }),
-            ])
-        case .deletePendingSteps(let runID, let steps):
-            (sql.deletePendingSteps, [runID.pgText, PGArrayLiteral.encode(steps)])
         case .completeStep(let id, let output):
             (sql.completeStep, [id.pgText, output.text])
         case .completeManualStep(let id, let output, let manual):
@@ -94,7 +102,10 @@ struct StoreOperations {
             (sql.purgeRun, [runID.pgText])
         case .transaction:
             preconditionFailure("a transaction is not one statement")
+        case .scheduleSteps, .deletePendingSteps:
+            preconditionFailure("array parameters are binary: see statement(for:sql:)")
         }
+        return (prepared, parameters.map { $0.map(PGParameter.text) })
     }
 
     /// The row a write locks first, as text: groups apply their writes in this order, so two groups
@@ -116,46 +127,69 @@ struct StoreOperations {
     }
 
     /// Which multi-row statement a call can join (`batchStatement`), or nil. Calls of one kind
-    /// with distinct `lockKey`s share one statement.
-    ///
-    /// Calls carrying large payloads run as statements of their own (still in the group's pipeline
-    /// and transaction): Postgres parses an array literal character by character, which beyond a
-    /// few KiB costs more than the separate statement it saves.
+    /// with distinct `lockKey`s share one statement. Arrays go to Postgres in binary
+    /// (`PGParameter`), so a payload costs about the same in a shared statement as in one of its
+    /// own, and calls with payloads up to `maxSharedPayloadBytes` share. Larger ones run as
+    /// statements of their own (in the group's pipeline and transaction): their payloads would be
+    /// copied into the array here, and Postgres copies the statement's element list again.
     static func batchKind(_ request: StoreRequest) -> Int? {
         switch request {
         case .beginStep(_, _, let input, let recovery)
-        where input.text.utf8.count + (recovery?.text.utf8.count ?? 0) <= maxBatchedPayloadBytes:
+        where input.text.utf8.count + (recovery?.text.utf8.count ?? 0) <= maxSharedPayloadBytes:
             0
-        case .completeStep(_, let output) where output.text.utf8.count <= maxBatchedPayloadBytes:
+        case .completeStep(_, let output) where output.text.utf8.count <= maxSharedPayloadBytes:
             1
         default: nil
         }
     }
 
-    /// The most payload bytes a call may carry and still join a multi-row statement.
-    static let maxBatchedPayloadBytes = 4096
+    /// The most payload bytes a call may carry and still join a multi-row statement. Measured
+    /// (docs/PERFORMANCE.md, claim-complete): sharing is +10 % throughput at 10 KiB payloads, −10 %
+    /// at 64 KiB and −11 % at 1 MiB. At 16 KiB a group's array stays under the allocator's mmap
+    /// threshold (256 KiB, `MemoryTuning`) for the usual ~15 calls, so it costs no page faults.
+    static let maxSharedPayloadBytes = 16 * 1024
+
+    /// A begin_step or complete_step with at most 4 KiB of payload: Postgres' work for it is mostly
+    /// the fixed part of the statement it shares, so it counts toward `group-hold` (gathering
+    /// more of them pays), and it is short enough to run inline on a quiet pool
+    /// (`PostgresPool.inlineWait`) without holding up the event loop's other connections.
+    static func isSmallStepWrite(_ request: StoreRequest) -> Bool {
+        switch request {
+        case .beginStep(_, _, let input, let recovery):
+            input.text.utf8.count + (recovery?.text.utf8.count ?? 0) <= maxSmallPayloadBytes
+        case .completeStep(_, let output):
+            output.text.utf8.count <= maxSmallPayloadBytes
+        default:
+            false
+        }
+    }
+
+    /// The most payload bytes of a small step write.
+    static let maxSmallPayloadBytes = 4096
 
     /// One statement for several calls of the same batchable kind with distinct keys. Its rows
     /// carry the 1-based position of their call in column 1 (see `PGRows.split(byOrdinalIn:count:)`).
-    static func batchStatement(for requests: [StoreRequest], sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [String?]) {
+    static func batchStatement(for requests: [StoreRequest], sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [PGParameter?]) {
         switch requests.first {
         case .beginStep?:
-            var ids: [String?] = [], runIDs: [String?] = [], steps: [String?] = [], inputs: [String?] = [], recoveries: [String?] = []
+            var runIDs: [UUID] = [], steps: [String?] = [], inputs: [String?] = [], recoveries: [String?] = []
             for case .beginStep(let runID, let step, let input, let recovery) in requests {
-                ids.append(UUID.v7().pgText)
-                runIDs.append(runID.pgText)
+                runIDs.append(runID)
                 steps.append(step)
                 inputs.append(input.text)
                 recoveries.append(recovery?.text)
             }
-            return (sql.beginSteps, [ids, runIDs, steps, inputs, recoveries].map(PGArrayLiteral.encode))
+            return (sql.beginSteps, [
+                .uuidArray(runIDs.map { _ in UUID.v7() }), .uuidArray(runIDs), .textArray(steps),
+                .jsonbArray(inputs), .jsonbArray(recoveries),
+            ])
         case .completeStep?:
-            var ids: [String?] = [], outputs: [String?] = []
+            var ids: [UUID] = [], outputs: [String?] = []
             for case .completeStep(let id, let output) in requests {
-                ids.append(id.pgText)
+                ids.append(id)
                 outputs.append(output.text)
             }
-            return (sql.completeSteps, [PGArrayLiteral.encode(ids), PGArrayLiteral.encode(outputs)])
+            return (sql.completeSteps, [.uuidArray(ids), .jsonbArray(outputs)])
         default:
             preconditionFailure("not a batchable request")
         }
@@ -277,7 +311,7 @@ struct StoreOperations {
 
     // MARK: Statement helpers
 
-    private func run(_ statement: PreparedStatement, _ parameters: [String?]) throws(StepRunError) -> PGRows {
+    private func run(_ statement: PreparedStatement, _ parameters: [PGParameter?]) throws(StepRunError) -> PGRows {
         do {
             return try connection.execute(statement, parameters)
         } catch {

@@ -158,6 +158,54 @@ struct GroupCommitTests {
         try await drop(schema, pool)
     }
 
+    @Test("payloads of every size up to the shared-statement limit, and every kind of character, come back as sent from a grouped claim and completion")
+    func sharedStatementPayloads() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1)
+        let runID = UUID()
+        let text = #"quote " backslash \ slash / tab \#t newline \#n é 中 🎉 \#u{1} "#
+        let payloads: [JSONPayload] = [0, 100, 2_000, 12_000].map { size in
+            ["text": .string(String(repeating: text, count: size / text.utf8.count + 1)), "n": .int(Int64(size)), "null": .null]
+        }
+        // Input and recovery count together: only the small ones carry a recovery too.
+        let claims: [StoreRequest] = payloads.indices.map { index in
+            .beginStep(runID: runID, step: "s\(index)", input: payloads[index], recovery: index < 3 ? payloads[index] : nil)
+        }
+        #expect(claims.allSatisfy { StoreOperations.batchKind($0) != nil }, "every claim should share the statement")
+        let before = pool.statistics.groupCommittedCalls
+        let claimed = try await whileBlocked(pool, waiting: payloads.count) {
+            try await withThrowingTaskGroup(of: (Int, StepRun).self) { group in
+                for (index, claim) in claims.enumerated() {
+                    group.addTask {
+                        guard case .begin(let stepRun, let decision) = try await store.perform(claim, deadline: nil) else {
+                            throw StepRunError.internal("not a claim's answer")
+                        }
+                        #expect(decision == .execute)
+                        return (index, stepRun)
+                    }
+                }
+                return try await group.reduce(into: [Int: StepRun]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        #expect(pool.statistics.groupCommittedCalls - before == payloads.count, "the claims should have formed one group")
+        for (index, payload) in payloads.enumerated() {
+            #expect(claimed[index]?.input == payload && claimed[index]?.recovery == (index < 3 ? payload : nil), "claim \(index)")
+        }
+        let completed = try await whileBlocked(pool, waiting: payloads.count) {
+            try await withThrowingTaskGroup(of: (Int, StepRun).self) { group in
+                for (index, payload) in payloads.enumerated() {
+                    guard let id = claimed[index]?.id else { continue }
+                    group.addTask { (index, try await store.completeStep(stepRunID: id, output: payload)) }
+                }
+                return try await group.reduce(into: [Int: StepRun]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        for (index, payload) in payloads.enumerated() {
+            #expect(completed[index]?.output == payload, "completion \(index)")
+            #expect(try await store.getStepRun(runID: runID, step: "s\(index)")?.output == payload)
+        }
+        try await drop(schema, pool)
+    }
+
     @Test("a group far larger than the socket buffers goes through one pipeline without deadlocking")
     func largeGroupPipeline() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1)
@@ -171,6 +219,7 @@ struct GroupCommitTests {
                     group.addTask {
                         let (stepRun, decision) = try await store.beginStep(runID: runID, step: "big-\(index)", input: ["filler": .string(filler)])
                         #expect(decision == .execute)
+                        #expect(stepRun.input == ["filler": .string(filler)])
                         return stepRun.input.text.utf8.count
                     }
                 }
@@ -245,6 +294,12 @@ struct GroupCommitTests {
         }
         #expect(plan(requests) == [.batch([0, 2]), .batch([1, 5]), .single(3), .single(4), .single(6)])
         #expect(plan([requests[0], requests[4]]) == [.single(0), .single(1)])
+        let sizable = JSONPayload(["pad": .string(String(repeating: "x", count: 12_000))])
+        #expect(
+            plan([requests[0], .beginStep(runID: run, step: "sizable", input: sizable, recovery: nil)]) == [.batch([0, 1])],
+            "a 12 KB payload still shares the statement (arrays are sent in binary)")
+        let huge = JSONPayload(["pad": .string(String(repeating: "x", count: 100_000))])
+        #expect(plan([requests[0], .beginStep(runID: run, step: "huge", input: huge, recovery: nil)]) == [.single(0), .single(1)])
     }
 
     @Test("a call that fails unexpectedly inside a group fails alone; the others are applied")

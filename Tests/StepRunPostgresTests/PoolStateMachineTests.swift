@@ -5,13 +5,13 @@ import Testing
 struct TestJob: PoolWork, Equatable, ExpressibleByStringLiteral, CustomStringConvertible {
     var name: String
     var isBatchable: Bool
-    var sharedStatementCalls: Int
+    var smallSharedCalls: Int
     var deadline: ContinuousClock.Instant
 
     init(_ name: String, batchable: Bool, deadline: ContinuousClock.Instant = .now.advanced(by: .seconds(3600))) {
         self.name = name
         self.isBatchable = batchable
-        self.sharedStatementCalls = batchable ? 1 : 0
+        self.smallSharedCalls = batchable ? 1 : 0
         self.deadline = deadline
     }
 
@@ -186,12 +186,12 @@ struct PoolStateMachineTests {
         #expect(names(full.next(worker: 1)) == ["c", "d"])
     }
 
-    @Test("calls that run as statements of their own (reads, large payloads, other kinds) never hold the next group back")
+    @Test("calls that run as statements of their own (reads, other kinds) never hold the next group back")
     func onlySharedStatementsHold() {
         var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 64, holdThreshold: 2)
         for id in 0..<3 {
             var read = TestJob("r\(id)", batchable: true)
-            read.sharedStatementCalls = 0
+            read.smallSharedCalls = 0
             _ = machine.submit(read, id: UInt64(id))
         }
         #expect(names(machine.next(worker: 0)) == ["r0", "r1", "r2"])
