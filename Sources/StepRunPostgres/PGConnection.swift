@@ -155,7 +155,7 @@ final class PGConnection {
         let handle = try liveHandle()
         forgetStalePreparedStatements(handle)
         try prepareIfNeeded(statement, on: handle)
-        let result = Self.withParameters(parameters) { values, lengths, formats in
+        let result = PGParameter.lend(parameters) { values, lengths, formats in
             PQexecPrepared(handle, statement.name, Int32(parameters.count), values, lengths, formats, 0)
         }
         defer { PQclear(result) }
@@ -182,7 +182,7 @@ final class PGConnection {
     func send(_ statement: PreparedStatement, _ parameters: [PGParameter?]) -> Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK, !preparedStatementsStale, prepared.contains(statement.name) else { return false }
         // Blocking mode: a statement this small fits the socket buffer of a connection with nothing in flight.
-        return Self.withParameters(parameters) { values, lengths, formats in
+        return PGParameter.lend(parameters) { values, lengths, formats in
             PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, lengths, formats, 0) == 1
         }
     }
@@ -228,54 +228,6 @@ final class PGConnection {
         prepared.insert(statement.name)
     }
 
-    /// Calls `body` with the parameters as libpq takes them: values (NULL for SQL NULL), and — only
-    /// when some are binary — their lengths and formats (1 for binary; libpq reads text up to NUL).
-    ///
-    /// Each value lends its own bytes (`withCString`, `withUnsafeBufferPointer`, nested once per
-    /// parameter) rather than being copied: a claim with a 1 MiB input had cost a 1 MiB
-    /// allocation, its page faults and a copy, only for libpq to copy it again into its send buffer.
-    private static func withParameters<Result>(
-        _ parameters: [PGParameter?],
-        _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> Result
-    ) -> Result {
-        var values = [UnsafePointer<CChar>?](repeating: nil, count: parameters.count)
-        let anyBinary = parameters.contains { if case .binary? = $0 { true } else { false } }
-        var lengths = [Int32](repeating: 0, count: anyBinary ? parameters.count : 0)
-        var formats = [Int32](repeating: 0, count: anyBinary ? parameters.count : 0)
-        func lend(from index: Int) -> Result {
-            guard index < parameters.count else {
-                return values.withUnsafeBufferPointer { values in
-                    guard anyBinary else { return body(values.baseAddress, nil, nil) }
-                    return lengths.withUnsafeBufferPointer { lengths in
-                        formats.withUnsafeBufferPointer { formats in
-                            body(values.baseAddress, lengths.baseAddress, formats.baseAddress)
-                        }
-                    }
-                }
-            }
-            switch parameters[index] {
-            case nil:
-                return lend(from: index + 1)
-            case .text(let text)?:
-                return text.withCString { pointer in
-                    values[index] = pointer
-                    return lend(from: index + 1)
-                }
-            case .binary(let bytes)?:
-                // A binary array is never empty (its header alone is 12 bytes), so the buffer has
-                // an address: a NULL one would mean SQL NULL to libpq.
-                precondition(!bytes.isEmpty, "a binary parameter needs at least one byte")
-                return bytes.withUnsafeBufferPointer { buffer in
-                    values[index] = UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self)
-                    lengths[index] = Int32(buffer.count)
-                    formats[index] = 1
-                    return lend(from: index + 1)
-                }
-            }
-        }
-        return lend(from: 0)
-    }
-
     /// One statement of a pipeline: a prepared statement (prepared on first use) and its parameters.
     struct PipelineStep {
         var statement: PreparedStatement
@@ -302,7 +254,7 @@ final class PGConnection {
         PQsetnonblocking(handle, 1)
         var sent = true
         for step in steps where sent {
-            sent = Self.withParameters(step.parameters) { values, lengths, formats in
+            sent = PGParameter.lend(step.parameters) { values, lengths, formats in
                 PQsendQueryPrepared(handle, step.statement.name, Int32(step.parameters.count), values, lengths, formats, 0) == 1
             }
         }

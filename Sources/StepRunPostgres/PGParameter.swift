@@ -11,6 +11,55 @@ enum PGParameter: Sendable {
     case text(String)
     case binary([UInt8])
 
+    /// Calls `body` with `parameters` as `PQexecPrepared` and `PQsendQueryPrepared` take them:
+    /// values (NULL for SQL NULL) and — only when some are binary — their lengths and formats (1
+    /// for binary; libpq reads text up to its NUL).
+    ///
+    /// Each value lends its own bytes (`withCString`, `withUnsafeBufferPointer`, nested once per
+    /// parameter) rather than being copied: a claim with a 1 MiB input had cost a 1 MiB
+    /// allocation, its page faults and a copy, only for libpq to copy it again into its send buffer.
+    static func lend<Result>(
+        _ parameters: [PGParameter?],
+        _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> Result
+    ) -> Result {
+        var values = [UnsafePointer<CChar>?](repeating: nil, count: parameters.count)
+        let anyBinary = parameters.contains { if case .binary? = $0 { true } else { false } }
+        var lengths = [Int32](repeating: 0, count: anyBinary ? parameters.count : 0)
+        var formats = [Int32](repeating: 0, count: anyBinary ? parameters.count : 0)
+        func bind(from index: Int) -> Result {
+            guard index < parameters.count else {
+                return values.withUnsafeBufferPointer { values in
+                    guard anyBinary else { return body(values.baseAddress, nil, nil) }
+                    return lengths.withUnsafeBufferPointer { lengths in
+                        formats.withUnsafeBufferPointer { formats in
+                            body(values.baseAddress, lengths.baseAddress, formats.baseAddress)
+                        }
+                    }
+                }
+            }
+            switch parameters[index] {
+            case nil:
+                return bind(from: index + 1)
+            case .text(let text)?:
+                return text.withCString { pointer in
+                    values[index] = pointer
+                    return bind(from: index + 1)
+                }
+            case .binary(let bytes)?:
+                // A binary array is never empty (its header alone is 12 bytes), so the buffer has
+                // an address: a NULL one would mean SQL NULL to libpq.
+                precondition(!bytes.isEmpty, "a binary parameter needs at least one byte")
+                return bytes.withUnsafeBufferPointer { buffer in
+                    values[index] = UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self)
+                    lengths[index] = Int32(buffer.count)
+                    formats[index] = 1
+                    return bind(from: index + 1)
+                }
+            }
+        }
+        return bind(from: 0)
+    }
+
     /// A one-dimensional `uuid[]`.
     static func uuidArray(_ elements: some Collection<UUID>) -> PGParameter {
         var array = BinaryArray(elementType: .uuid, count: elements.count, hasNulls: false, payloadBytes: elements.count * 16)
