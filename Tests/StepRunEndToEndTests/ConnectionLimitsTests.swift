@@ -53,7 +53,9 @@ struct ConnectionLimitsTests {
 
     @Test("a connection with nothing in flight and no traffic is closed after the idle timeout; one awaiting an answer is not")
     func idleTimeout() async throws {
-        let daemon = try await TestDaemon.slow(.milliseconds(1500)) { $0.idleTimeout = .milliseconds(500) }
+        // The idle connection must say Hello within the idle timeout: 500 ms was once too short for
+        // that while the whole suite ran in parallel on two cores (the daemon closed it first).
+        let daemon = try await TestDaemon.slow(.milliseconds(3000)) { $0.idleTimeout = .milliseconds(1200) }
         defer { daemon.server.shutdown() }
         let idle = try PosixSocket.connect(unixPath: daemon.unixPath)
         try await idle.hello()
