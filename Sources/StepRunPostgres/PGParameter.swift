@@ -5,8 +5,10 @@ import Foundation
 /// Most parameters are text, read by the type's input function. Arrays go in Postgres' binary
 /// array format: its text form would need every `"` and `\` of a JSON payload escaped here and
 /// then parsed back character by character by `array_in`, where the binary form is a length and
-/// the element's bytes — so a multi-row statement costs the same per payload byte as a
-/// single-row one, whatever the payload holds.
+/// the element's bytes, so what a payload holds no longer matters. (Size still does: copying
+/// large payloads into one array costs more than the statement it saves — see
+/// `StoreOperations.maxSharedPayloadBytes`.) Lengths are 32-bit, which `max-frame-bytes`' upper
+/// bound (1 GiB) keeps every payload well within.
 enum PGParameter: Sendable {
     case text(String)
     case binary([UInt8])

@@ -54,8 +54,8 @@ struct PoolStateMachine<Job: PoolWork> {
     let maxWaitQueue: Int
     /// Most jobs handed out together; 1 turns group commit off.
     let maxBatch: Int
-    /// A group with at least this many calls that share multi-row statements (begin_step and
-    /// complete_step with small payloads) holds the next group back until it is running its
+    /// A group with at least this many small begin_step / complete_step calls
+    /// (`PoolWork.smallSharedCalls`) holds the next group back until it is running its
     /// last statement (`runningLast`), unless a full group (`maxBatch`) is already waiting. Calls
     /// arriving meanwhile join that next group instead of starting small groups of their own, and
     /// it runs while the previous group finishes and flushes its commit: under load Postgres runs
@@ -63,7 +63,7 @@ struct PoolStateMachine<Job: PoolWork> {
     /// Smaller groups hold nothing back, so at low concurrency groups run side by side.
     let holdThreshold: Int
     /// Workers running a group's statements (not idle, not past `runningLast`), with its number of
-    /// calls that share statements.
+    /// small begin_step / complete_step calls.
     private var running: [Int: Int] = [:]
     private var queue: [Entry?] = []
     private var queueHead = 0

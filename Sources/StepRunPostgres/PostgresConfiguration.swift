@@ -27,12 +27,13 @@ public struct PostgresConfiguration: Sendable {
     /// pool is quiet — no call running or waiting — before it is handed to the connection's own
     /// thread; `.zero` turns this off. Saves the two thread hops a quiet read otherwise makes.
     public var inlineReadWait: Duration
-    /// The same for begin_step and complete_step calls with payloads of up to 4 KiB (the calls
-    /// that share multi-row statements in a group): on a quiet pool such a call runs in autocommit
+    /// The same for begin_step and complete_step calls with payloads of up to 4 KiB
+    /// (`StoreOperations.isSmallStepWrite`): on a quiet pool such a call runs in autocommit
     /// on the event loop, blocking it at most this long (the commit's WAL flush included); `.zero`
     /// turns this off.
     public var inlineWriteWait: Duration
-    /// A group with at least this many calls sharing multi-row statements holds the next group back
+    /// A group with at least this many begin_step / complete_step calls with payloads up to 4 KiB
+    /// (`StoreOperations.isSmallStepWrite`) holds the next group back
     /// until it is running its last statement (see `PoolStateMachine.holdThreshold`): under load,
     /// fewer and larger groups. 0 turns it off.
     public var groupHold: Int

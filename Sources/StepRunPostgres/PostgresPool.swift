@@ -415,8 +415,8 @@ final class PoolJob: Sendable, PoolWork {
     /// Single-statement writes may share a transaction, and reads may ride along in the same round
     /// trip; a `transaction` call has its own BEGIN/COMMIT, and `purge_run` runs by itself.
     let isBatchable: Bool
-    /// `StoreOperations.batchKind`: set for begin_step and complete_step calls, which share one
-    /// multi-row statement per kind in a group.
+    /// `StoreOperations.batchKind`: set for begin_step and complete_step calls with payloads up to
+    /// 16 KiB, which share one multi-row statement per kind in a group.
     let batchKind: Int?
     /// `PoolWork.smallSharedCalls`: 1 for a small begin_step / complete_step call, the count of a
     /// group started elsewhere.

@@ -145,8 +145,10 @@ struct StoreOperations {
 
     /// The most payload bytes a call may carry and still join a multi-row statement. Measured
     /// (docs/PERFORMANCE.md, claim-complete): sharing is +10 % throughput at 10 KiB payloads, −10 %
-    /// at 64 KiB and −11 % at 1 MiB. At 16 KiB a group's array stays under the allocator's mmap
-    /// threshold (256 KiB, `MemoryTuning`) for the usual ~15 calls, so it costs no page faults.
+    /// at 64 KiB and −11 % at 1 MiB. At 16 KiB the array of a group of the usual size (~15 calls
+    /// of a kind at 32 clients) stays under the allocator's mmap threshold (256 KiB,
+    /// `MemoryTuning`), so it costs no page faults; the largest groups (`group-commit-max`, 64)
+    /// can reach 1 MiB.
     static let maxSharedPayloadBytes = 16 * 1024
 
     /// A begin_step or complete_step with at most 4 KiB of payload: Postgres' work for it is mostly

@@ -29,6 +29,12 @@ struct SettingsTests {
         #expect(settings.maxInFlight == 128)
     }
 
+    @Test("a frame limit beyond what Postgres can take is a start-up error")
+    func frameLimitIsBounded() throws {
+        #expect(try Settings(flags: ["max-frame-bytes": "1073741824"], environment: [:]).maxFrameBytes == 1 << 30)
+        #expect(throws: DaemonError.self) { try Settings(flags: ["max-frame-bytes": "3000000000"], environment: [:]) }
+    }
+
     @Test("an unknown key in the config file is a start-up error naming the line")
     func unknownKey() throws {
         let file = try configFile("pool-size = 3\npool-sise = 4\n")
