@@ -48,64 +48,58 @@ struct StoreOperations {
             ])
         case .deletePendingSteps(let runID, let steps):
             (sql.deletePendingSteps, [.text(runID.pgText), .textArray(steps)])
-        default:
-            textStatement(for: request, sql: sql)
+        case .beginStep(let runID, let step, let input, let recovery):
+            (sql.beginStep, texts(UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text))
+        case .scheduleStep(let runID, let step, let input, let recovery):
+            (sql.scheduleStep, texts(UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text))
+        case .completeStep(let id, let output):
+            (sql.completeStep, texts(id.pgText, output.text))
+        case .completeManualStep(let id, let output, let manual):
+            (sql.completeManualStep, texts(id.pgText, output.text, manual.text))
+        case .failStep(let id, let error):
+            (sql.failStep, texts(id.pgText, error.text))
+        case .persistPauseResume(let id, let output, let target):
+            (sql.persistPauseResume, texts(id.pgText, output.text, target.storedName))
+        case .persistApprovalResume(let id, let okTarget, let errorTarget, let outputKey):
+            (sql.persistApprovalResume, texts(id.pgText, okTarget.storedName, errorTarget.storedName, outputKey))
+        case .recordFailureRecovery(let id, let strategy, let target):
+            (sql.recordFailureRecovery, texts(id.pgText, strategy.rawValue, target))
+        case .updateRecovery(let id, let recovery):
+            (sql.updateRecovery, texts(id.pgText, recovery.text))
+        case .getStepRun(let runID, let step):
+            (sql.getStepRun, texts(runID.pgText, step))
+        case .completedSteps(let runID):
+            (sql.completedSteps, texts(runID.pgText))
+        case .completedOutputs(let runID):
+            (sql.completedOutputs, texts(runID.pgText))
+        case .completedStepRunsForCompensation(let runID):
+            (sql.compensationOrder, texts(runID.pgText))
+        case .stepStatuses(let runID):
+            (sql.stepStatuses, texts(runID.pgText))
+        case .beginAttempt(let stepRunID):
+            (sql.beginAttempt, texts(UUID.v7().pgText, stepRunID.pgText))
+        case .completeAttempt(let attemptID):
+            (sql.completeAttempt, texts(attemptID.pgText))
+        case .failAttempt(let attemptID, let error):
+            (sql.failAttempt, texts(attemptID.pgText, error.text))
+        case .recordAttempt(let stepRunID, let number, let status, let error):
+            (sql.recordAttempt, texts(UUID.v7().pgText, stepRunID.pgText, String(number), status.rawValue, error?.text))
+        case .attemptCount(let stepRunID):
+            (sql.attemptCount, texts(stepRunID.pgText))
+        case .latestAttempt(let stepRunID):
+            (sql.latestAttempt, texts(stepRunID.pgText))
+        case .listAttempts(let stepRunID):
+            (sql.listAttempts, texts(stepRunID.pgText))
+        case .purgeRun(let runID):
+            (sql.purgeRun, texts(runID.pgText))
+        case .transaction:
+            preconditionFailure("a transaction is not one statement")
         }
     }
 
-    /// The statements whose parameters are all text.
-    private static func textStatement(for request: StoreRequest, sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [PGParameter?]) {
-        let (prepared, parameters): (PreparedStatement, [String?]) = switch request {
-        case .beginStep(let runID, let step, let input, let recovery):
-            (sql.beginStep, [UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text])
-        case .scheduleStep(let runID, let step, let input, let recovery):
-            (sql.scheduleStep, [UUID.v7().pgText, runID.pgText, step, input.text, recovery?.text])
-        case .completeStep(let id, let output):
-            (sql.completeStep, [id.pgText, output.text])
-        case .completeManualStep(let id, let output, let manual):
-            (sql.completeManualStep, [id.pgText, output.text, manual.text])
-        case .failStep(let id, let error):
-            (sql.failStep, [id.pgText, error.text])
-        case .persistPauseResume(let id, let output, let target):
-            (sql.persistPauseResume, [id.pgText, output.text, target.storedName])
-        case .persistApprovalResume(let id, let okTarget, let errorTarget, let outputKey):
-            (sql.persistApprovalResume, [id.pgText, okTarget.storedName, errorTarget.storedName, outputKey])
-        case .recordFailureRecovery(let id, let strategy, let target):
-            (sql.recordFailureRecovery, [id.pgText, strategy.rawValue, target])
-        case .updateRecovery(let id, let recovery):
-            (sql.updateRecovery, [id.pgText, recovery.text])
-        case .getStepRun(let runID, let step):
-            (sql.getStepRun, [runID.pgText, step])
-        case .completedSteps(let runID):
-            (sql.completedSteps, [runID.pgText])
-        case .completedOutputs(let runID):
-            (sql.completedOutputs, [runID.pgText])
-        case .completedStepRunsForCompensation(let runID):
-            (sql.compensationOrder, [runID.pgText])
-        case .stepStatuses(let runID):
-            (sql.stepStatuses, [runID.pgText])
-        case .beginAttempt(let stepRunID):
-            (sql.beginAttempt, [UUID.v7().pgText, stepRunID.pgText])
-        case .completeAttempt(let attemptID):
-            (sql.completeAttempt, [attemptID.pgText])
-        case .failAttempt(let attemptID, let error):
-            (sql.failAttempt, [attemptID.pgText, error.text])
-        case .recordAttempt(let stepRunID, let number, let status, let error):
-            (sql.recordAttempt, [UUID.v7().pgText, stepRunID.pgText, String(number), status.rawValue, error?.text])
-        case .attemptCount(let stepRunID):
-            (sql.attemptCount, [stepRunID.pgText])
-        case .latestAttempt(let stepRunID):
-            (sql.latestAttempt, [stepRunID.pgText])
-        case .listAttempts(let stepRunID):
-            (sql.listAttempts, [stepRunID.pgText])
-        case .purgeRun(let runID):
-            (sql.purgeRun, [runID.pgText])
-        case .transaction:
-            preconditionFailure("a transaction is not one statement")
-        case .scheduleSteps, .deletePendingSteps:
-            preconditionFailure("array parameters are binary: see statement(for:sql:)")
-        }
-        return (prepared, parameters.map { $0.map(PGParameter.text) })
+    /// Text parameters (nil is SQL NULL).
+    private static func texts(_ values: String?...) -> [PGParameter?] {
+        values.map { $0.map(PGParameter.text) }
     }
 
     /// The row a write locks first, as text: groups apply their writes in this order, so two groups

@@ -76,6 +76,9 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Refuses settings that cannot work, before anything binds.
+    /// The largest `maxFrameBytes` accepted.
+    public static let maxFrameBytesLimit = 1 << 30
+
     public func validate() throws(StepRunError) {
         guard unixSocketPath != nil || tcp != nil || inheritedUnixSocket != nil || inheritedTCPSocket != nil else {
             throw .invalidArgument(field: "listeners", message: "both the Unix socket and TCP are turned off; enable at least one")
@@ -86,6 +89,10 @@ public struct ServerConfiguration: Sendable {
         }
         guard maxFrameBytes >= 1024, maxInFlightPerConnection >= 1, maxConnections >= 1 else {
             throw .invalidArgument(field: "limits", message: "max frame bytes must be at least 1024, in-flight and connection limits at least 1")
+        }
+        // Postgres takes no message over 1 GiB, and payloads reach it with 32-bit lengths.
+        guard maxFrameBytes <= Self.maxFrameBytesLimit else {
+            throw .invalidArgument(field: "max_frame_bytes", message: "max frame bytes must be at most \(Self.maxFrameBytesLimit) (1 GiB)")
         }
         guard defaultRequestTimeout > .zero, maxRequestTimeout > .zero else {
             throw .invalidArgument(field: "request_timeout", message: "request timeouts must be above zero")

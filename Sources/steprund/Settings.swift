@@ -66,12 +66,9 @@ struct Settings {
             if let name = Self.environmentNames[key], let env = environment[name], !env.isEmpty { return env }
             return file[key]
         }
-        func int(_ key: String, _ fallback: Int, minimum: Int = 1, maximum: Int? = nil) throws -> Int {
+        func int(_ key: String, _ fallback: Int, minimum: Int = 1) throws -> Int {
             guard let text = value(key) else { return fallback }
-            guard let number = Int(text), number >= minimum, number <= maximum ?? number else {
-                let range = maximum.map { "between \(minimum) and \($0)" } ?? "≥ \(minimum)"
-                throw DaemonError("\(key) must be an integer \(range), got \"\(text)\"")
-            }
+            guard let number = Int(text), number >= minimum else { throw DaemonError("\(key) must be an integer ≥ \(minimum), got \"\(text)\"") }
             return number
         }
         func duration(_ key: String, _ fallback: Duration) throws -> Duration {
@@ -106,8 +103,7 @@ struct Settings {
         }
         tokenFile = value("token-file")
         insecureNoAuth = try flag("insecure-no-auth")
-        // Postgres takes no message over 1 GiB, and libpq sends a parameter's length as 32 bits.
-        maxFrameBytes = try int("max-frame-bytes", maxFrameBytes, minimum: 1024, maximum: 1 << 30)
+        maxFrameBytes = try int("max-frame-bytes", maxFrameBytes, minimum: 1024)
         maxPayloadBytes = try int("max-payload-bytes", maxPayloadBytes)
         maxInFlight = try int("max-in-flight", maxInFlight)
         maxConnections = try int("max-connections", maxConnections)

@@ -1,5 +1,6 @@
 import Foundation
 @testable import steprund
+import StepRunCore
 import Testing
 
 @Suite("Configuration precedence")
@@ -31,8 +32,11 @@ struct SettingsTests {
 
     @Test("a frame limit beyond what Postgres can take is a start-up error")
     func frameLimitIsBounded() throws {
-        #expect(try Settings(flags: ["max-frame-bytes": "1073741824"], environment: [:]).maxFrameBytes == 1 << 30)
-        #expect(throws: DaemonError.self) { try Settings(flags: ["max-frame-bytes": "3000000000"], environment: [:]) }
+        func validated(_ limit: String) throws {
+            try Settings(flags: ["max-frame-bytes": limit, "no-tcp": "true"], environment: [:]).serverConfiguration().validate()
+        }
+        try validated("1073741824")
+        #expect(throws: StepRunError.self) { try validated("3000000000") }
     }
 
     @Test("an unknown key in the config file is a start-up error naming the line")
