@@ -41,10 +41,10 @@ enum GroupCommit {
     /// `StoreOperations.decode`), or a read that failed, runs again by itself afterwards.
     @discardableResult
     static func run(
-        _ jobs: [PoolJob], on connection: PGConnection, runningLast: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
+        _ jobs: [PoolJob], on connection: PGConnection, afterCommit: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
     ) -> Bool {
         switch start(jobs, on: connection) {
-        case .started(let group): finish(group, on: connection, runningLast: runningLast, onCommit: onCommit)
+        case .started(let group): finish(group, on: connection, afterCommit: afterCommit, onCommit: onCommit)
         case .finished(let committed): committed
         }
     }
@@ -80,7 +80,7 @@ enum GroupCommit {
     /// The first half of `run`: answers the calls that need no SQL, then builds the group's
     /// pipeline and sends it without waiting for any result. It may run on another thread than
     /// `finish` — the pool starts a worker's next group from the thread that sees the previous
-    /// group reach its last statement (`PostgresPool.startNextGroup`).
+    /// group commit (`PostgresPool.startNextGroup`).
     static func start(_ jobs: [PoolJob], on connection: PGConnection) -> Start {
         var writes: [Call] = []
         var reads: [Call] = []
@@ -150,18 +150,19 @@ enum GroupCommit {
     /// every caller.
     ///
     /// `onCommit(writes)` runs once two or more writes have committed together, before any caller
-    /// is answered (statistics). `runningLast` runs once Postgres has answered all but the last of
-    /// the writes' statements — that one is running, then the COMMIT's WAL flush follows — so the
-    /// pool can start the next group (`PoolStateMachine.holdThreshold`).
+    /// is answered (statistics). `afterCommit` runs once the COMMIT's result has been read — before
+    /// the results are decoded and the callers answered — so the pool can start the next group
+    /// (`PoolStateMachine.holdThreshold`).
     @discardableResult
     static func finish(
-        _ group: Started, on connection: PGConnection, runningLast: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
+        _ group: Started, on connection: PGConnection, afterCommit: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
     ) -> Bool {
         let calls = group.calls
         let outcomes: [Result<PGRows, PGError>]
         do {
-            let lastWrite = group.writeStatementCount == 0 ? nil : group.positions[group.writeStatementCount - 1]
-            outcomes = try connection.receivePipeline(count: group.stepCount, hookBefore: lastWrite, runningLast)
+            // The step after the last write statement is the COMMIT.
+            let commit = group.writeStatementCount == 0 ? nil : group.positions[group.writeStatementCount - 1] + 1
+            outcomes = try connection.receivePipeline(count: group.stepCount, hookAfter: commit, afterCommit)
         } catch {
             failLost(group)
             return false

@@ -271,16 +271,15 @@ final class PGConnection {
     ///
     /// After the first failing step Postgres skips the rest up to the Sync; those come back as
     /// failures saying they were skipped. Throws only when the connection itself fails (the
-    /// pipeline's fate is then unknown and the connection is closed). `hook` runs once every result
-    /// before step `hookBefore` has arrived, just before waiting for that step's own.
+    /// pipeline's fate is then unknown and the connection is closed). `hook` runs once the result
+    /// of step `hookAfter` has been read, before the later steps' are waited for.
     func receivePipeline(
-        count: Int, hookBefore: Int? = nil, _ hook: () -> Void = {}
+        count: Int, hookAfter: Int? = nil, _ hook: () -> Void = {}
     ) throws(PGError) -> [Result<PGRows, PGError>] {
         let handle = try liveHandle()
         var outcomes: [Result<PGRows, PGError>] = []
         outcomes.reserveCapacity(count)
         for index in 0..<count {
-            if index == hookBefore { hook() }
             guard let result = PQgetResult(handle) else {
                 let error = failure("the pipeline ended early")
                 close()
@@ -295,6 +294,7 @@ final class PGConnection {
             guard handle == self.handle else { throw PGError(sqlState: nil, message: "connection lost in a pipeline", connectionLost: true) }
             // Each step's results end with a null result.
             while let extra = PQgetResult(handle) { PQclear(extra) }
+            if index == hookAfter { hook() }
         }
         guard let sync = PQgetResult(handle), PQresultStatus(sync) == PGRES_PIPELINE_SYNC else {
             let error = failure("the pipeline did not end with its sync")

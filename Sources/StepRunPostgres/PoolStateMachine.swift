@@ -55,14 +55,14 @@ struct PoolStateMachine<Job: PoolWork> {
     /// Most jobs handed out together; 1 turns group commit off.
     let maxBatch: Int
     /// A group with at least this many small begin_step / complete_step calls
-    /// (`PoolWork.smallSharedCalls`) holds the next group back until it is running its
-    /// last statement (`runningLast`), unless a full group (`maxBatch`) is already waiting. Calls
-    /// arriving meanwhile join that next group instead of starting small groups of their own, and
-    /// it runs while the previous group finishes and flushes its commit: under load Postgres runs
-    /// fewer, larger groups (a quarter less CPU per call at 32 clients in docs/PERFORMANCE.md).
+    /// (`PoolWork.smallSharedCalls`) holds the next group back until it has committed
+    /// (`committed`), unless a full group (`maxBatch`) is already waiting. Calls arriving
+    /// meanwhile join that next group instead of starting small groups of their own, and it runs
+    /// while the previous group's callers are answered: under load Postgres runs fewer, larger
+    /// groups (a quarter less CPU per call at 32 clients in docs/PERFORMANCE.md).
     /// Smaller groups hold nothing back, so at low concurrency groups run side by side.
     let holdThreshold: Int
-    /// Workers running a group's statements (not idle, not past `runningLast`), with its number of
+    /// Workers running a group's statements (not idle, not past `committed`), with its number of
     /// small begin_step / complete_step calls.
     private var running: [Int: Int] = [:]
     private var queue: [Entry?] = []
@@ -161,10 +161,10 @@ struct PoolStateMachine<Job: PoolWork> {
         return .wait
     }
 
-    /// The worker's group is running its last statement (then only its COMMIT remains): it holds
-    /// nothing back any more. Returns an idle worker, now counted busy, when calls are queued: the
+    /// The worker's group has committed (its callers are answered next): it holds nothing back
+    /// any more. Returns an idle worker, now counted busy, when calls are queued: the
     /// caller starts the next group on it (`PostgresPool.startNextGroup`) while this one finishes.
-    mutating func runningLast(worker: Int) -> Int? {
+    mutating func committed(worker: Int) -> Int? {
         guard running.removeValue(forKey: worker) != nil, queuedCount > 0, !isShuttingDown, mayStartGroup,
             let idle = idleWorkers.popLast()
         else { return nil }

@@ -34,7 +34,7 @@ public struct PostgresConfiguration: Sendable {
     public var inlineWriteWait: Duration
     /// A group with at least this many begin_step / complete_step calls with payloads up to 4 KiB
     /// (`StoreOperations.isSmallStepWrite`) holds the next group back
-    /// until it is running its last statement (see `PoolStateMachine.holdThreshold`): under load,
+    /// until it has committed (see `PoolStateMachine.holdThreshold`): under load,
     /// fewer and larger groups. 0 turns it off.
     public var groupHold: Int
 

@@ -29,8 +29,8 @@ public struct PoolStatistics: Sendable, Hashable {
     public var inlineWrites: Int
     /// Of those, writes whose answer took longer than `inlineWriteWait` and which a worker finished.
     public var inlineWriteHandoffs: Int
-    /// Groups started when a held group reached its last statement (`groupHold`): calls gathered
-    /// behind a running group and sent on at once.
+    /// Groups started the moment a held group committed (`groupHold`): calls gathered behind a
+    /// running group and sent on at once.
     public var heldGroupHandovers: Int
 }
 
@@ -325,19 +325,19 @@ public final class PostgresPool: Sendable {
         state.withLock { $0.next(worker: worker) }
     }
 
-    /// The worker's group is running its last statement. If an idle worker may start the next
-    /// group now, this thread starts it (`startNextGroup`).
-    fileprivate func runningLast(worker: Int) {
-        if let idle = state.withLock({ $0.runningLast(worker: worker) }) { startNextGroup(on: idle) }
+    /// The worker's group has committed. If an idle worker may start the next group now, this
+    /// thread starts it (`startNextGroup`).
+    fileprivate func groupCommitted(worker: Int) {
+        if let idle = state.withLock({ $0.committed(worker: worker) }) { startNextGroup(on: idle) }
     }
 
     /// Starts the next group on an idle worker's connection from the calling thread — the worker
-    /// whose group just reached its last statement — and then wakes that worker to read the results.
+    /// whose group just committed — and then wakes that worker to read the results.
     ///
     /// Woken first, the idle worker would have had to take the jobs and send them itself: Postgres
     /// would only start on them after a thread wake-up, while the cores may idle between held
     /// groups. Sent from here, the wake-up overlaps Postgres running the group. The worker is
-    /// counted busy since `runningLast` chose it, so this thread may use its connection until the
+    /// counted busy since `committed` chose it, so this thread may use its connection until the
     /// hand-off, as a lent one (`runInline`).
     private func startNextGroup(on worker: Int) {
         guard let connection = slots[worker].connection, connection.isUsable else {
@@ -509,7 +509,7 @@ final class PoolJob: Sendable, PoolWork {
 
     /// Reads the answer of work another thread sent on this connection and answers its callers:
     /// an inline call that ran out of time (`runInline`) or a group (`startNextGroup`).
-    func finishInFlight(on connection: PGConnection, runningLast: () -> Void, onCommit: (Int) -> Void) {
+    func finishInFlight(on connection: PGConnection, afterCommit: () -> Void, onCommit: (Int) -> Void) {
         switch work {
         case .finishStarted(let request, let statement, let sql, let deliver):
             let outcome = StoreOperations.outcome(of: request, statement, connection.finishResult())
@@ -520,7 +520,7 @@ final class PoolJob: Sendable, PoolWork {
                 deliver(outcome)
             }
         case .finishGroup(let group):
-            GroupCommit.finish(group, on: connection, runningLast: runningLast, onCommit: onCommit)
+            GroupCommit.finish(group, on: connection, afterCommit: afterCommit, onCommit: onCommit)
         case .connection, .store:
             preconditionFailure("nothing is in flight for this job")
         }
@@ -561,7 +561,7 @@ private struct PoolWorker {
                 // Its statement is in flight on the connection: no deadline check or liveness probe
                 // first (either would throw the statement's answer away with the connection).
                 if let connection {
-                    jobs[0].finishInFlight(on: connection, runningLast: runningLast) { pool.recordGroupCommit(calls: $0) }
+                    jobs[0].finishInFlight(on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
                     if !connection.isUsable { dropConnection() }
                 } else {
                     jobs[0].fail(.unavailable("database connection lost"))
@@ -577,7 +577,7 @@ private struct PoolWorker {
                 if live.count == 1 {
                     live[0].runAlone(on: connection)
                 } else {
-                    GroupCommit.run(live, on: connection, runningLast: runningLast) { pool.recordGroupCommit(calls: $0) }
+                    GroupCommit.run(live, on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
                 }
                 if !connection.isUsable {
                     dropConnection()
@@ -586,9 +586,9 @@ private struct PoolWorker {
         }
     }
 
-    /// Passed to `GroupCommit` for the pool's `runningLast`.
-    private func runningLast() {
-        pool.runningLast(worker: index)
+    /// Passed to `GroupCommit` for the pool's `groupCommitted`.
+    private func afterCommit() {
+        pool.groupCommitted(worker: index)
     }
 
     private mutating func ensureConnection() {

@@ -26,7 +26,7 @@ struct DaemonOptions: ParsableArguments {
 
     @Option(
         name: .customLong("group-hold"),
-        help: "A group with at least this many begin/complete calls with payloads up to 4 KiB holds the next group back until it runs its last statement, so groups grow under load; 0 turns it off (default 8).")
+        help: "A group with at least this many begin/complete calls with payloads up to 4 KiB holds the next group back until it has committed, so groups grow under load; 0 turns it off (default 8).")
     var groupHold: String?
 
     @Option(

@@ -81,7 +81,7 @@ final class Scrape: Sendable {
         metric("inline_write_handoffs", unit: "total", "Inline writes not answered within the inline wait, finished by a pool thread.")
     }
     private static var heldGroupHandovers: MetricNameDescriptor {
-        metric("held_group_handovers", unit: "total", "Groups started when a held group reached its last statement (group-hold).")
+        metric("held_group_handovers", unit: "total", "Groups started the moment a held group committed (group-hold).")
     }
     private static var poolConnections: MetricNameDescriptor { metric("pool_connections", "Pool connections by state (busy, idle).") }
     private static var poolConnected: MetricNameDescriptor { metric("pool_connected", "Pool connections currently open to Postgres.") }

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import StepRunCore
 @testable import StepRunPostgres
+import Synchronization
 import Testing
 
 @Suite("Group commit")
@@ -232,6 +233,47 @@ struct GroupCommitTests {
         try await drop(schema, pool)
     }
 
+    @Test("the next group may start once a group has committed: at that hook its writes are visible to other connections, and no caller is answered yet")
+    func handOverAfterCommit() async throws {
+        let (_, pool, schema) = try await isolatedStore(poolSize: 1)
+        // A slow COMMIT (a deferred trigger): a hook that ran before it would see nothing yet.
+        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+            try connection.simpleQuery("""
+                CREATE FUNCTION \(schema).linger() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
+                CREATE CONSTRAINT TRIGGER linger AFTER INSERT ON \(schema).step_runs DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW EXECUTE FUNCTION \(schema).linger();
+                """, context: "trigger")
+        }
+        let sql = StepRunSQL(schema: SchemaName(unchecked: schema))
+        let runID = UUID()
+        let answered = Mutex(0)
+        // 3 KB inputs: the rows coming back overflow Postgres' 8 KB output buffer, so results
+        // reach the client before the COMMIT has run; the hook must still wait for it.
+        let input: JSONPayload = ["pad": .string(String(repeating: "x", count: 3000))]
+        let jobs = (0..<6).map { index in
+            PoolJob(deadline: .now.advanced(by: .seconds(30)), work: .store(
+                .beginStep(runID: runID, step: "s\(index)", input: input, recovery: nil), sql,
+                { _ in answered.withLock { $0 += 1 } }))
+        }
+        let parameters = pool.configuration.connectionParameters
+        let seen = try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+            var seen: (rows: String?, answered: Int)?
+            let committed = GroupCommit.run(jobs, on: connection, afterCommit: {
+                let other = try? PGConnection(parameters: parameters)
+                let rows = try? other?.simpleQuery("SELECT count(*) FROM \(schema).step_runs WHERE run_id = '\(runID)'")
+                seen = (rows?[0, 0], answered.withLock { $0 })
+                other?.close()
+            })
+            #expect(committed)
+            return seen
+        }
+        #expect(seen?.rows == "6", "the group's rows when the hook ran: \(String(describing: seen))")
+        #expect(seen?.answered == 0)
+        #expect(answered.withLock { $0 } == 6)
+        try await drop(schema, pool)
+    }
+
     @Test("reads queued with writes share their round trip, run after COMMIT and see the group's writes")
     func readsRideAlong() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1)
@@ -396,7 +438,7 @@ struct GroupCommitTests {
         let completed = try await store.completedSteps(runID: runID)
         #expect(completed.count == 64 * 5 * passes)
         #expect(pool.statistics.groupCommits > 0)
-        #expect(pool.statistics.heldGroupHandovers > 0)  // the next group started at a held group's last statement
+        #expect(pool.statistics.heldGroupHandovers > 0)  // the next group started as a held group committed
         try await drop(schema, pool)
     }
 

@@ -148,7 +148,7 @@ struct PoolStateMachineTests {
     }
     private func writes(_ names: String...) -> [TestJob] { names.map { TestJob($0, batchable: true) } }
 
-    @Test("a group with many writes holds the next group back until it runs its last statement")
+    @Test("a group with many writes holds the next group back until it has committed")
     func largeGroupHoldsTheNextBack() {
         var machine = PoolStateMachine<TestJob>(workerCount: 2, maxWaitQueue: 100, maxBatch: 64, holdThreshold: 3)
         for (id, job) in writes("a", "b", "c").enumerated() { _ = machine.submit(job, id: UInt64(id)) }
@@ -159,10 +159,10 @@ struct PoolStateMachineTests {
             case .enqueued(_, wake: nil) = machine.submit(TestJob("e", batchable: true), id: 4)
         else { Issue.record("expected d and e to wait"); return }
         #expect(machine.idleCount == 1 && machine.waitingCount == 2)
-        // It is running its last statement: the idle worker takes the queue.
-        #expect(machine.runningLast(worker: 0) == 1)
+        // It has committed: the idle worker takes the queue.
+        #expect(machine.committed(worker: 0) == 1)
         #expect(names(machine.next(worker: 1)) == ["d", "e"])
-        // Worker 0 comes back after its commit and finds nothing to do.
+        // Worker 0 comes back after answering its callers and finds nothing to do.
         guard case .wait = machine.next(worker: 0) else { Issue.record("worker 0 should wait"); return }
     }
 
