@@ -160,8 +160,8 @@ enum GroupCommit {
         let calls = group.calls
         let outcomes: [Result<PGRows, PGError>]
         do {
-            // The step after the last write statement is the COMMIT.
-            let commit = group.writeStatementCount == 0 ? nil : group.positions[group.writeStatementCount - 1] + 1
+            // The write part ends with the COMMIT.
+            let commit = group.writeCount == 0 ? nil : group.writePart - 1
             outcomes = try connection.receivePipeline(count: group.stepCount, hookAfter: commit, afterCommit)
         } catch {
             failLost(group)
