@@ -19,10 +19,15 @@ struct GroupCommitTests {
     }
 
     private func drop(_ schema: String, _ pool: PostgresPool) async throws {
-        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
-            try connection.simpleQuery("DROP SCHEMA \(schema) CASCADE", context: "cleanup")
-        }
+        try await execute("DROP SCHEMA \(schema) CASCADE", on: pool, context: "cleanup")
         await pool.shutdown()
+    }
+
+    /// Runs SQL of the test's own (a trigger, the cleanup) on one of the pool's connections.
+    private func execute(_ sql: String, on pool: PostgresPool, context: String) async throws {
+        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+            _ = try connection.simpleQuery(sql, context: context)
+        }
     }
 
     /// Holds the pool's only connection until `waiting` calls are queued behind it, so they form one group.
@@ -237,14 +242,12 @@ struct GroupCommitTests {
     func handOverAfterCommit() async throws {
         let (_, pool, schema) = try await isolatedStore(poolSize: 1)
         // A slow COMMIT (a deferred trigger): a hook that ran before it would see nothing yet.
-        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
-            try connection.simpleQuery("""
-                CREATE FUNCTION \(schema).linger() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
-                CREATE CONSTRAINT TRIGGER linger AFTER INSERT ON \(schema).step_runs DEFERRABLE INITIALLY DEFERRED
-                    FOR EACH ROW EXECUTE FUNCTION \(schema).linger();
-                """, context: "trigger")
-        }
+        try await execute("""
+            CREATE FUNCTION \(schema).linger() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER linger AFTER INSERT ON \(schema).step_runs DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION \(schema).linger();
+            """, on: pool, context: "trigger")
         let sql = StepRunSQL(schema: SchemaName(unchecked: schema))
         let runID = UUID()
         let answered = Mutex(0)
@@ -347,13 +350,11 @@ struct GroupCommitTests {
     @Test("a call that fails unexpectedly inside a group fails alone; the others are applied")
     func failureIsIsolated() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1)
-        try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
-            try connection.simpleQuery("""
-                CREATE FUNCTION \(schema).explode() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN IF NEW.step = 'explode' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
-                CREATE TRIGGER explode BEFORE INSERT ON \(schema).step_runs FOR EACH ROW EXECUTE FUNCTION \(schema).explode();
-                """, context: "trigger")
-        }
+        try await execute("""
+            CREATE FUNCTION \(schema).explode() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.step = 'explode' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER explode BEFORE INSERT ON \(schema).step_runs FOR EACH ROW EXECUTE FUNCTION \(schema).explode();
+            """, on: pool, context: "trigger")
         let runID = UUID()
         let steps = ["one", "two", "explode", "three", "four"]
         let results = try await whileBlocked(pool, waiting: steps.count) {
