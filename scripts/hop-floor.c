@@ -10,7 +10,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +37,12 @@ static void must(int ok, const char *what) {
         perror(what);
         exit(1);
     }
+}
+
+static pid_t spawn(void) {
+    pid_t pid = fork();
+    must(pid >= 0, "fork");
+    return pid;
 }
 
 /* Answers every byte read on `fd` with one byte until the peer closes. */
@@ -76,9 +81,7 @@ int main(int argc, char **argv) {
 
     int pair[2];
     must(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0, "socketpair");
-    pid_t child = fork();
-    must(child >= 0, "fork");
-    if (child == 0) {
+    if (spawn() == 0) {
         close(pair[0]);
         echo(pair[1]);
     }
@@ -88,16 +91,12 @@ int main(int argc, char **argv) {
 
     int front[2], back[2];
     must(socketpair(AF_UNIX, SOCK_STREAM, 0, front) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, back) == 0, "socketpair");
-    pid_t middle = fork();
-    must(middle >= 0, "fork");
-    if (middle == 0) {
+    if (spawn() == 0) {
         close(front[0]);
         close(back[1]);
         relay(front[1], back[0]);
     }
-    pid_t end = fork();
-    must(end >= 0, "fork");
-    if (end == 0) {
+    if (spawn() == 0) {
         close(front[0]);
         close(front[1]);
         close(back[0]);
