@@ -162,8 +162,9 @@ struct PoolStateMachine<Job: PoolWork> {
     }
 
     /// The worker's group has run its COMMIT — committed, or failed and about to run its calls
-    /// one at a time — and its callers are answered next: it holds nothing back any more. Returns an idle worker, now counted busy, when calls are queued: the
-    /// caller starts the next group on it (`PostgresPool.startNextGroup`) while this one finishes.
+    /// one at a time — and its callers are answered next: it holds nothing back any more. Returns
+    /// an idle worker, now counted busy, when calls are queued: the caller starts the next group
+    /// on it (`PostgresPool.startNextGroup`) while this one finishes.
     mutating func committed(worker: Int) -> Int? {
         guard running.removeValue(forKey: worker) != nil, queuedCount > 0, !isShuttingDown, mayStartGroup,
             let idle = idleWorkers.popLast()
