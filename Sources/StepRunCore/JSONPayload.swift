@@ -31,10 +31,12 @@ public struct JSONPayload: Sendable, Hashable, CustomStringConvertible, Expressi
     }
 
     /// Checks raw bytes (as received off the wire) are valid UTF-8 holding a single JSON object.
-    public init(validating bytes: some Collection<UInt8>, field: String = "payload") throws(StepRunError) {
+    /// `field` is only evaluated to name a payload that fails the check.
+    public init(validating bytes: some Collection<UInt8>, field: @autoclosure () -> String = "payload") throws(StepRunError) {
         do {
             try JSONValidator().validateObject(bytes)
         } catch {
+            let field = field()
             throw .invalidArgument(field: field, message: "\(field) must be a JSON object: \(error)")
         }
         // The validator has checked the UTF-8, so decoding cannot repair anything.

@@ -78,9 +78,9 @@ extension FieldReader {
         var operations: [StoreRequest] = []
         operations.reserveCapacity(body.n_operations)
         for index in 0..<body.n_operations {
-            let reader = nested("operations[\(index)]")
+            let reader = element("operations", index)
             do {
-                operations.append(try reader.transactionOperation(required(body.operations[index], "operations[\(index)]")))
+                operations.append(try reader.transactionOperation(reader.present(body.operations[index])))
             } catch {
                 throw .transactionFailed(index: index, cause: error)
             }
@@ -145,8 +145,8 @@ extension FieldReader {
         var steps: [ScheduledStep] = []
         steps.reserveCapacity(b.n_steps)
         for index in 0..<b.n_steps {
-            let entry = try required(b.steps[index], "steps[\(index)]").pointee
-            let reader = nested("steps[\(index)]")
+            let reader = element("steps", index)
+            let entry = try reader.present(b.steps[index]).pointee
             steps.append(ScheduledStep(
                 step: try reader.text(entry.step, "step"),
                 input: try reader.jsonOrEmpty(entry.input, "input"),

@@ -54,8 +54,8 @@ extension FieldReader {
             var stepRuns: [StepRun] = []
             stepRuns.reserveCapacity(body.n_step_runs)
             for index in 0..<body.n_step_runs {
-                let field = "completed_step_runs_for_compensation.step_runs[\(index)]"
-                stepRuns.append(try nested(field).stepRun(required(body.step_runs[index], field)))
+                let reader = element("completed_step_runs_for_compensation.step_runs", index)
+                stepRuns.append(try reader.stepRun(reader.present(body.step_runs[index])))
             }
             return .store(.stepRuns(stepRuns))
         case STEPRUN__V1__RESPONSE__RESULT_STEP_STATUSES:
@@ -63,9 +63,8 @@ extension FieldReader {
             var statuses: [String: StepStatus] = [:]
             statuses.reserveCapacity(body.n_statuses)
             for index in 0..<body.n_statuses {
-                let field = "step_statuses.statuses[\(index)]"
-                let entry = try required(body.statuses[index], field).pointee
-                let reader = nested(field)
+                let reader = element("step_statuses.statuses", index)
+                let entry = try reader.present(body.statuses[index]).pointee
                 statuses[try reader.text(entry.step, "step")] = try reader.stepStatus(entry.status, "status")
             }
             return .store(.statuses(statuses))
@@ -83,8 +82,8 @@ extension FieldReader {
             var attempts: [StepAttempt] = []
             attempts.reserveCapacity(body.n_attempts)
             for index in 0..<body.n_attempts {
-                let field = "list_attempts.attempts[\(index)]"
-                attempts.append(try nested(field).stepAttempt(required(body.attempts[index], field)))
+                let reader = element("list_attempts.attempts", index)
+                attempts.append(try reader.stepAttempt(reader.present(body.attempts[index])))
             }
             return .store(.attempts(attempts))
         case STEPRUN__V1__RESPONSE__RESULT_PURGE_RUN:
@@ -97,8 +96,8 @@ extension FieldReader {
             var results: [StoreResult] = []
             results.reserveCapacity(body.n_results)
             for index in 0..<body.n_results {
-                let field = "transaction.results[\(index)]"
-                results.append(try nested(field).transactionOperationResult(required(body.results[index], field)))
+                let reader = element("transaction.results", index)
+                results.append(try reader.transactionOperationResult(reader.present(body.results[index])))
             }
             return .store(.transaction(results))
         default:

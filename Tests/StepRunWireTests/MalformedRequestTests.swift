@@ -339,6 +339,55 @@ import Testing
         }
     }
 
+    @Test("a bad element of a listed result names its index, however deep")
+    func badElementOfAResultListNamesItsPath() throws {
+        func error(_ build: (inout ProtoWriter) -> Void) -> StepRunError? {
+            var writer = ProtoWriter()
+            writer.int(1, 9)
+            build(&writer)
+            do {
+                _ = try WireCodec.decodeResponse(ByteBuffer(bytes: writer.bytes))
+                return nil
+            } catch {
+                return error.error
+            }
+        }
+        func attempt(_ writer: inout ProtoWriter, id: [UInt8]) {
+            writer.bytes(1, id)
+            writer.bytes(2, Fixture.stepRunID.bytes)
+            writer.int(3, 1)
+            writer.int(4, 1)
+        }
+        // step_statuses: the second entry's name is not UTF-8.
+        #expect(error { writer in
+            writer.message(44) { result in
+                result.message(1) { entry in entry.text(1, "a"); entry.int(2, 1) }
+                result.message(1) { entry in entry.bytes(1, [0xFF]); entry.int(2, 1) }
+            }
+        } == .invalidArgument(field: "step_statuses.statuses[1].step", message: "step_statuses.statuses[1].step must be valid UTF-8"))
+        // list_attempts: the third attempt's id is 2 bytes.
+        #expect(error { writer in
+            writer.message(56) { result in
+                for id in [Fixture.attemptID.bytes, Fixture.attemptID.bytes, [1, 2]] {
+                    result.message(1) { attempt(&$0, id: id) }
+                }
+            }
+        } == .invalidArgument(field: "list_attempts.attempts[2].id", message: "list_attempts.attempts[2].id must be a 16-byte UUID, got 2 bytes"))
+        // transaction: the second result's attempt has a 3-byte id (a nested message in an element).
+        #expect(error { writer in
+            writer.message(61) { result in
+                result.message(1) { operation in operation.message(50) { $0.message(1) { attempt(&$0, id: Fixture.attemptID.bytes) } } }
+                result.message(1) { operation in operation.message(50) { $0.message(1) { attempt(&$0, id: [1, 2, 3]) } } }
+            }
+        } == .invalidArgument(
+            field: "transaction.results[1].attempt.attempt.id",
+            message: "transaction.results[1].attempt.attempt.id must be a 16-byte UUID, got 3 bytes"))
+        // transaction: the first result carries nothing.
+        #expect(error { writer in
+            writer.message(61) { result in result.message(1) { _ in } }
+        } == .invalidArgument(field: "transaction.results[0]", message: "transaction.results[0] carries no result"))
+    }
+
     @Test func unknownStatusCodeBecomesInternal() throws {
         var writer = ProtoWriter()
         writer.int(1, 3)
