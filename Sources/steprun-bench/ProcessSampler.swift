@@ -85,13 +85,16 @@ enum ProcStat {
         // user nice system idle iowait irq softirq steal …; guest time is already inside user.
         let total = values.prefix(8).reduce(0, +)
         let interrupts = values.count >= 7 ? values[5] + values[6] : 0
-        return HostTicks(busy: total - values[3] - values[4], interrupts: interrupts, total: total)
+        let steal = values.count >= 8 ? values[7] : 0
+        return HostTicks(busy: total - values[3] - values[4], interrupts: interrupts, steal: steal, total: total)
     }
 
     struct HostTicks {
         var busy: Int
         /// irq + softirq: time the kernel charges to no process (loopback TCP is mostly softirq).
         var interrupts: Int
+        /// Time a virtual CPU wanted to run but the hypervisor ran something else (another guest).
+        var steal: Int
         var total: Int
     }
 
@@ -112,7 +115,11 @@ struct CPUUsage: Sendable, Codable {
     var postgres: Double?
     /// Interrupt and softirq time, charged to no process: mostly the loopback network stack.
     var interrupts: Double
-    /// Busy CPU not accounted for by the above: other work on the machine. Large values mean the
+    /// Time the virtual CPUs were ready to run but the hypervisor gave their host CPU to another
+    /// guest (`steal` in /proc/stat). On a crowded host this is large, and every process's
+    /// latency suffers while the per-process CPU times above stay roughly honest.
+    var steal: Double
+    /// Busy CPU not accounted for by the above: other work on this machine. Large values mean the
     /// run competed with something else (a compile next door) and its figures are suspect.
     var other: Double
     var idle: Double
@@ -215,9 +222,10 @@ final class SystemSampler: Sendable {
         let daemon = delta(first.daemon, last.daemon).map(cores)
         let postgres = delta(first.postgres, last.postgres).map(cores)
         let interrupts = cores(hostLast.interrupts - hostFirst.interrupts)
-        let other = max(0, busy - bench - (daemon ?? 0) - (postgres ?? 0) - interrupts)
+        let steal = cores(hostLast.steal - hostFirst.steal)
+        let other = max(0, busy - bench - (daemon ?? 0) - (postgres ?? 0) - interrupts - steal)
         observation.cpu = CPUUsage(
-            bench: bench, daemon: daemon, postgres: postgres, interrupts: interrupts, other: other, idle: max(0, cpuCount - busy))
+            bench: bench, daemon: daemon, postgres: postgres, interrupts: interrupts, steal: steal, other: other, idle: max(0, cpuCount - busy))
         return observation
     }
 }

@@ -111,6 +111,6 @@ extension CPUUsage {
         CPUUsage(
             bench: rounded(bench * factor, decimals), daemon: daemon.map { rounded($0 * factor, decimals) },
             postgres: postgres.map { rounded($0 * factor, decimals) }, interrupts: rounded(interrupts * factor, decimals),
-            other: rounded(other * factor, decimals), idle: rounded(idle * factor, decimals))
+            steal: rounded(steal * factor, decimals), other: rounded(other * factor, decimals), idle: rounded(idle * factor, decimals))
     }
 }

@@ -12,7 +12,7 @@ enum Summary {
             text += "  cores: bench \(format(cpu.bench, 2))"
             if let daemon = cpu.daemon { text += " daemon \(format(daemon, 2))" }
             if let postgres = cpu.postgres { text += " pg \(format(postgres, 2))" }
-            text += " irq \(format(cpu.interrupts, 2)) other \(format(cpu.other, 2)) idle \(format(cpu.idle, 2))"
+            text += " irq \(format(cpu.interrupts, 2)) steal \(format(cpu.steal, 2)) other \(format(cpu.other, 2)) idle \(format(cpu.idle, 2))"
         }
         for sample in record.errorSamples.prefix(2) {
             text += "\n    error: \(sample.prefix(300))"
@@ -57,11 +57,11 @@ enum Summary {
         let measured = records.filter { $0.cpuUsPerOp != nil }
         guard !measured.isEmpty else { return "" }
         var lines = [
-            "CPU µs per call (irq = interrupts and softirq, mostly loopback networking; other = anything else on the machine)",
+            "CPU µs per call (irq = interrupts and softirq, mostly loopback networking; steal = taken by the hypervisor for other guests; other = anything else on the machine)",
             [
                 pad("scenario", 15), pad("payload", 7, right: true), pad("clients", 7, right: true), pad("target", 11),
                 pad("bench", 8, right: true), pad("daemon", 8, right: true), pad("postgres", 8, right: true),
-                pad("irq", 8, right: true), pad("other", 8, right: true), pad("idle", 8, right: true),
+                pad("irq", 8, right: true), pad("steal", 8, right: true), pad("other", 8, right: true), pad("idle", 8, right: true),
                 pad("| switches/call: bench", 22, right: true), pad("daemon", 7, right: true), pad("pg", 5, right: true),
             ].joined(separator: " "),
         ]
@@ -72,7 +72,7 @@ enum Summary {
                 pad(record.targetLabel, 11), pad(format(cpu.bench, 0), 8, right: true),
                 pad(cpu.daemon.map { format($0, 0) } ?? "-", 8, right: true),
                 pad(cpu.postgres.map { format($0, 0) } ?? "-", 8, right: true), pad(format(cpu.interrupts, 0), 8, right: true),
-                pad(format(cpu.other, 0), 8, right: true),
+                pad(format(cpu.steal, 0), 8, right: true), pad(format(cpu.other, 0), 8, right: true),
                 pad(format(cpu.idle, 0), 8, right: true),
                 pad(record.contextSwitchesPerOp?.bench.map { format($0, 1) } ?? "-", 22, right: true),
                 pad(record.contextSwitchesPerOp?.daemon.map { format($0, 1) } ?? "-", 7, right: true),
