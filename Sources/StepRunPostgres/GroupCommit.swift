@@ -232,7 +232,7 @@ enum GroupCommit {
         var sql: StepRunSQL
         var deliver: @Sendable (Result<StoreResult, StepRunError>) -> Void
         /// `StoreOperations.lockKey`, computed once.
-        var key: String
+        var key: LockKey
     }
 
     /// One statement of the group: a call by itself, or several calls of one kind in one statement.
@@ -244,10 +244,10 @@ enum GroupCommit {
     /// Splits a group's writes (their `StoreOperations.batchKind` and lock keys) into statements.
     /// Calls of one batch kind with distinct keys share one statement per kind (two or more of
     /// them; one runs by itself); a repeated key runs by itself, after the batch.
-    static func plan(_ writes: [(kind: Int?, key: String)]) -> [Statement] {
+    static func plan(_ writes: [(kind: Int?, key: LockKey)]) -> [Statement] {
         var batches: [Int: [Int]] = [:]
         var kinds: [Int] = []
-        var seen: [Int: Set<String>] = [:]
+        var seen: [Int: Set<LockKey>] = [:]
         var singles: [Statement] = []
         for (index, write) in writes.enumerated() {
             if let kind = write.kind, seen[kind, default: []].insert(write.key).inserted {

@@ -102,21 +102,21 @@ struct StoreOperations {
         values.map { $0.map(PGParameter.text) }
     }
 
-    /// The row a write locks first, as text: groups apply their writes in this order, so two groups
-    /// tend to take row locks in the same order. Also the key a multi-row statement needs distinct.
-    static func lockKey(_ request: StoreRequest) -> String {
+    /// The row a write locks first: groups apply their writes in this order, so two groups tend to
+    /// take row locks in the same order. Also the key a multi-row statement needs distinct.
+    static func lockKey(_ request: StoreRequest) -> LockKey {
         switch request {
         case .beginStep(let runID, let step, _, _), .scheduleStep(let runID, let step, _, _):
-            runID.pgText + "/" + step
+            LockKey(id: runID, step: step)
         case .scheduleSteps(let runID, _), .deletePendingSteps(let runID, _):
-            runID.pgText
+            LockKey(id: runID)
         case .completeStep(let id, _), .completeManualStep(let id, _, _), .failStep(let id, _),
             .persistPauseResume(let id, _, _), .persistApprovalResume(let id, _, _, _), .recordFailureRecovery(let id, _, _),
             .updateRecovery(let id, _), .beginAttempt(let id), .completeAttempt(let id), .failAttempt(let id, _),
             .recordAttempt(let id, _, _, _):
-            id.pgText
+            LockKey(id: id)
         default:
-            ""
+            LockKey()
         }
     }
 
@@ -169,6 +169,10 @@ struct StoreOperations {
         switch requests.first {
         case .beginStep?:
             var runIDs: [UUID] = [], steps: [String?] = [], inputs: [String?] = [], recoveries: [String?] = []
+            runIDs.reserveCapacity(requests.count)
+            steps.reserveCapacity(requests.count)
+            inputs.reserveCapacity(requests.count)
+            recoveries.reserveCapacity(requests.count)
             for case .beginStep(let runID, let step, let input, let recovery) in requests {
                 runIDs.append(runID)
                 steps.append(step)
@@ -181,6 +185,8 @@ struct StoreOperations {
             ])
         case .completeStep?:
             var ids: [UUID] = [], outputs: [String?] = []
+            ids.reserveCapacity(requests.count)
+            outputs.reserveCapacity(requests.count)
             for case .completeStep(let id, let output) in requests {
                 ids.append(id)
                 outputs.append(output.text)
@@ -229,6 +235,7 @@ struct StoreOperations {
             return .stepRuns(try (0..<rows.count).map { (row) throws(StepRunError) in try rows.stepRun(row: row, from: 0) })
         case .stepStatuses:
             var statuses: [String: StepStatus] = [:]
+            statuses.reserveCapacity(rows.count)
             for row in 0..<rows.count {
                 statuses[try rows.text(row, 0)] = try rows.status(row, 1)
             }
@@ -342,5 +349,43 @@ struct StoreOperations {
 
     private static func missingStepRun(_ id: UUID) -> StepRunError {
         .notFound("step run \(id.uuidString.lowercased()) does not exist")
+    }
+}
+
+/// The row a write locks first (`StoreOperations.lockKey`): a step by its run and name, or a row by
+/// its id. Ordered by the UUID's bytes, then the step name — the order of their text forms
+/// (`<uuid>/<step>` and `<uuid>`), built without the text.
+struct LockKey: Hashable, Comparable, Sendable {
+    /// Nil for a call that locks no row in particular; those sort first.
+    var id: UUID?
+    var step: String?
+
+    init(id: UUID? = nil, step: String? = nil) {
+        self.id = id
+        self.step = step
+    }
+
+    static func < (lhs: LockKey, rhs: LockKey) -> Bool {
+        switch (lhs.id, rhs.id) {
+        case (nil, nil): return false
+        case (nil, _): return true
+        case (_, nil): return false
+        case (let left?, let right?):
+            let (l, r) = (halves(left), halves(right))
+            if l != r { return l < r }
+            switch (lhs.step, rhs.step) {
+            case (nil, nil), (_?, nil): return false
+            case (nil, _?): return true
+            case (let a?, let b?): return a < b
+            }
+        }
+    }
+
+    /// The 16 bytes as two big-endian integers: comparing them compares the bytes in order.
+    private static func halves(_ id: UUID) -> (UInt64, UInt64) {
+        withUnsafeBytes(of: id.uuid) { bytes in
+            (UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)),
+             UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
     }
 }

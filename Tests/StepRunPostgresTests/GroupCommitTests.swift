@@ -347,6 +347,35 @@ struct GroupCommitTests {
         #expect(plan([requests[0], .beginStep(runID: run, step: "huge", input: huge, recovery: nil)]) == [.single(0), .single(1)])
     }
 
+    @Test("lock keys sort as their text forms (<uuid>/<step>, <uuid>) did: by UUID bytes, then step name")
+    func lockKeyOrder() {
+        // UUIDs that share leading bytes, so the comparison reaches the second half and the step.
+        var generator = SystemRandomNumberGenerator()
+        let ids: [UUID] = (0..<12).map { index in
+            var bytes = [UInt8](repeating: UInt8(index % 3), count: 16)
+            bytes[15] = UInt8.random(in: 0...3, using: &generator)
+            bytes[7] = UInt8(index % 2) << 7
+            return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                               bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        } + [UUID(), UUID(), UUID()]
+        let steps: [String?] = [nil, "a", "b", "a/b", "é", "Z", ""]
+        var keys: [LockKey] = [LockKey()]
+        for id in ids {
+            for step in steps { keys.append(LockKey(id: id, step: step)) }
+        }
+        func text(_ key: LockKey) -> String {
+            guard let id = key.id else { return "" }
+            return key.step.map { id.pgText + "/" + $0 } ?? id.pgText
+        }
+        for _ in 0..<20 {
+            let shuffled = keys.shuffled(using: &generator)
+            #expect(shuffled.sorted().map(text) == shuffled.map(text).sorted())
+        }
+        #expect(!(LockKey() < LockKey()))
+        #expect(LockKey() < LockKey(id: ids[0]))
+        #expect(LockKey(id: ids[0]) < LockKey(id: ids[0], step: ""))
+    }
+
     @Test("a call that fails unexpectedly inside a group fails alone; the others are applied")
     func failureIsIsolated() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1)
