@@ -250,7 +250,7 @@ enum GroupCommit {
         var seen: [Int: Set<LockKey>] = [:]
         var singles: [Statement] = []
         for (index, write) in writes.enumerated() {
-            if let kind = write.kind, seen[kind, default: []].insert(write.key).inserted {
+            if let kind = write.kind, seen[kind, default: Set(minimumCapacity: writes.count)].insert(write.key).inserted {
                 if batches[kind] == nil { kinds.append(kind) }
                 batches[kind, default: []].append(index)
             } else {
