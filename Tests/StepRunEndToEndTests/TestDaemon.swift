@@ -70,10 +70,15 @@ struct TestDaemon: Sendable {
             token: token)
     }
 
+    /// A client of this daemon. The whole suite runs at once in one process, on CI machines with two
+    /// (sometimes half-stolen) vCPUs, so connecting is given 30 s rather than the default 5: a test
+    /// here asserts what the daemon answers, never how fast. Tests of the connect timeout make
+    /// their own clients.
     func client(_ transport: Transport, token: String? = nil) -> StepRunClient {
+        let configuration = StepRunClient.Configuration(connectTimeout: .seconds(30))
         switch transport {
-        case .unix: StepRunClient(target: .unix(path: unixPath))
-        case .tcp: StepRunClient(target: .tcp(host: "127.0.0.1", port: tcpPort, token: token ?? self.token))
+        case .unix: return StepRunClient(target: .unix(path: unixPath), configuration: configuration)
+        case .tcp: return StepRunClient(target: .tcp(host: "127.0.0.1", port: tcpPort, token: token ?? self.token), configuration: configuration)
         }
     }
 }
