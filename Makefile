@@ -21,6 +21,9 @@ help:
 	@echo "make proto      regenerate the protoc-c code from proto/"
 	@echo "make run        start steprund (embedded dev database unless STEPRUN_DATABASE_URL is set)"
 	@echo "make install    install binaries, systemd units, config and docs (PREFIX, DESTDIR)"
+	@echo "make fuzz       libFuzzer over the frame and message decoders (FUZZ_SECONDS)"
+	@echo "make bench      the standard benchmark set, daemon against direct Postgres"
+	@echo "make goals      rounds of daemon/direct pairs for the performance goals, judged on undisturbed pairs"
 
 deps:
 	@scripts/install-deps
@@ -78,3 +81,9 @@ fuzz:
 .PHONY: bench
 bench: deps
 	scripts/bench
+
+# The performance goals in rounds of pairs, counting only the pairs the hypervisor left alone
+# (GOALS_ROUNDS, GOALS_STEAL_MAX; docs/PERFORMANCE.md).
+.PHONY: goals
+goals: deps
+	scripts/goals
