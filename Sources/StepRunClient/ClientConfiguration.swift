@@ -32,7 +32,7 @@ extension StepRunClient {
         /// and set `trustRoots` to the daemon's CA, plus a certificate chain and key if it requires one.
         public var tls: TLSConfiguration?
 
-        /// The defaults: 30 s per call, 5 s to connect, 4 MiB frames, plain TCP.
+        /// The defaults: 30 s per call, 5 s to connect, 8 MiB frames, plain TCP.
         public init(
             clientName: String = "StepRunClient", defaultTimeout: Duration = .seconds(30),
             connectTimeout: Duration = .seconds(5), maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes,

@@ -39,6 +39,27 @@ struct SettingsTests {
         #expect(throws: StepRunError.self) { try validated("3000000000") }
     }
 
+    @Test("a frame limit too small for the largest row the payload limit allows is a start-up error naming both")
+    func frameMustCarryTheLargestRow() throws {
+        func validated(_ flags: [String: String]) throws {
+            try Settings(flags: flags.merging(["no-tcp": "true"]) { a, _ in a }, environment: [:]).serverConfiguration().validate()
+        }
+        // The defaults satisfy it: 8 MiB frames carry six 1 MiB fields and the rest.
+        try validated([:])
+        let error = #expect(throws: StepRunError.self) { try validated(["max-frame-bytes": "4194304"]) }
+        guard case .invalidArgument(let field, let message)? = error else {
+            Issue.record("expected invalidArgument, got \(String(describing: error))")
+            return
+        }
+        #expect(field == "max_frame_bytes")
+        #expect(message.contains("max payload bytes") && message.contains("\(StoreLimits(maxPayloadBytes: 1 << 20).maxStepRunBytes)"))
+        // Lowering the payload limit to what the message offers makes the same frame limit work.
+        try validated(["max-frame-bytes": "4194304", "max-payload-bytes": "\(StoreLimits.maxPayloadBytes(fittingFrame: 4 << 20))"])
+        #expect(throws: StepRunError.self) {
+            try validated(["max-frame-bytes": "4194304", "max-payload-bytes": "\(StoreLimits.maxPayloadBytes(fittingFrame: 4 << 20) + 1)"])
+        }
+    }
+
     @Test("an unknown key in the config file is a start-up error naming the line")
     func unknownKey() throws {
         let file = try configFile("pool-size = 3\npool-sise = 4\n")
