@@ -34,6 +34,17 @@ struct StoredSizeTests {
         #expect(predicted == (try await renderedLength(text)))
     }
 
+    @Test("the prediction holds for 300 random objects (numbers, escapes, nesting, whitespace)")
+    func predictedSizeHoldsForRandomObjects() async throws {
+        var generator = RandomJSON(seed: 20)
+        for _ in 0..<300 {
+            let text = generator.object(depth: 0)
+            let predicted = try JSONValidator().validateObject(text.utf8)
+            let actual = try await renderedLength(text)
+            #expect(predicted == actual, "\(text)")
+        }
+    }
+
     @Test("a repeated key makes the prediction an upper bound")
     func repeatedKeyIsAnUpperBound() async throws {
         let text = #"{"a":1,"b":[1,2],"a":"longer value","b":3}"#
@@ -72,5 +83,73 @@ struct StoredSizeTests {
             }
         }
         return try rows.int(0, 0)
+    }
+}
+
+/// Random JSON objects with distinct keys, from a fixed seed (SplitMix64): every kind of number,
+/// escape, raw UTF-8 and whitespace the size computation distinguishes.
+struct RandomJSON {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next(_ bound: Int) -> Int {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((z ^ (z >> 31)) % UInt64(bound))
+    }
+
+    mutating func space() -> String { ["", "", " ", "\n", "\t ", "\r\n  "][next(6)] }
+
+    mutating func digits(_ count: Int) -> String { String((0..<count).map { _ in Character(String(next(10))) }) }
+
+    mutating func number() -> String {
+        var text = next(3) == 0 ? "-" : ""
+        text += next(3) == 0 ? "0" : String(1 + next(9)) + digits(next(25))
+        if next(2) == 0 { text += "." + digits(1 + next(20)) }
+        if next(2) == 0 {
+            text += ["e", "E"][next(2)] + ["", "+", "-"][next(3)] + String(repeating: "0", count: next(3)) + String(next(400))
+        }
+        return text
+    }
+
+    mutating func string() -> String {
+        var text = "\""
+        for _ in 0..<next(40) {
+            switch next(10) {
+            case 0: text += ["\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t"][next(8)]
+            case 1:
+                let units = [0x01, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1F, 0x20, 0x22, 0x2F, 0x5C, 0x7F, 0x80, 0xE9, 0x7FF, 0x800, 0x20AC, 0xFFFD, 0xFFFF]
+                text += "\\u" + String(format: "%04x", units[next(units.count)])
+            case 2: text += "\\ud83d\\ude00"
+            case 3: text += ["é", "€", "😀", "\u{7F}", "ß"][next(5)]
+            default:
+                let printable = Array("aZ09 !#$%&'()*+,-.:;<=>?@[]^_`{|}~")
+                text += String(repeating: "abcdefgh", count: next(3)) + String(printable[next(printable.count)])
+            }
+        }
+        return text + "\""
+    }
+
+    mutating func value(depth: Int) -> String {
+        switch next(depth >= 3 ? 4 : 6) {
+        case 0: return number()
+        case 1: return string()
+        case 2: return ["true", "false", "null"][next(3)]
+        case 3: return number()
+        case 4: return object(depth: depth + 1)
+        default:
+            let elements = (0..<next(5)).map { _ in space() + value(depth: depth + 1) + space() }
+            return "[" + elements.joined(separator: ",") + "]"
+        }
+    }
+
+    mutating func object(depth: Int) -> String {
+        let members = (0..<next(6)).map { index in
+            space() + "\"k\(index)" + (next(4) == 0 ? "\\n" : "") + "\"" + space() + ":" + space() + value(depth: depth) + space()
+        }
+        return "{" + members.joined(separator: ",") + "}"
     }
 }
