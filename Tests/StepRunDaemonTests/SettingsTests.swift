@@ -95,4 +95,13 @@ struct SettingsTests {
         #expect(result.status != 0)
         #expect(result.output.contains("token"), "\(result.output)")
     }
+
+    @Test("steprund with a frame limit too small for the largest row does not start, and says what would")
+    func smallFrameDoesNotStart() async throws {
+        let socket = temporaryPath("steprund") + ".sock"
+        let result = await shell("'\(Binaries.steprund)' serve --database-url 'host=/nonexistent' --unix-socket '\(socket)' --max-frame-bytes 4194304")
+        #expect(result.status != 0)
+        #expect(result.output.contains("max frame bytes 4194304") && result.output.contains("697173"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: socket))
+    }
 }
