@@ -20,6 +20,12 @@ extension StoreLimits {
         6 * maxPayloadBytes + 2 * Self.maxStoreAddedBytes + Self.stepRunFixedBytes
     }
 
+    /// The largest payload limit a server accepts. `jsonb`'s binary form takes up to 4 times the
+    /// rendered text (`[1, 1, …]`: 12 bytes per element), and Postgres fails to build one of about
+    /// 256 MiB ("invalid memory alloc request size"; measured on 15: 134 MB built, 268 MB not), so
+    /// 32 MiB of rendered text keeps every accepted payload storable.
+    public static let maxPayloadBytesLimit = 32 << 20
+
     /// The largest payload limit whose rows fit `frameBytes`.
     public static func maxPayloadBytes(fittingFrame frameBytes: Int) -> Int {
         max(0, (frameBytes - 2 * maxStoreAddedBytes - stepRunFixedBytes) / 6)

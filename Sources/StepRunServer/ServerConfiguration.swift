@@ -104,6 +104,12 @@ public struct ServerConfiguration: Sendable {
         guard storeLimits.maxPayloadBytes >= 2 else {
             throw .invalidArgument(field: "max_payload_bytes", message: "the payload limit must be at least 2 bytes (\"{}\")")
         }
+        guard storeLimits.maxPayloadBytes <= StoreLimits.maxPayloadBytesLimit else {
+            throw .invalidArgument(
+                field: "max_payload_bytes",
+                message: "max payload bytes must be at most \(StoreLimits.maxPayloadBytesLimit) (32 MiB): Postgres builds jsonb "
+                    + "at up to 4 times its text and cannot build much larger ones")
+        }
         // Every row the store accepts must be readable in one response (SPEC.md, Entities); a
         // limit pair that breaks this would let a write commit and its row never be read again.
         let largestRow = storeLimits.maxStepRunBytes

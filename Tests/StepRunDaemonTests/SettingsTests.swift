@@ -60,6 +60,17 @@ struct SettingsTests {
         }
     }
 
+    @Test("a payload limit above what Postgres can build as jsonb is a start-up error")
+    func payloadLimitIsBounded() throws {
+        func validated(_ payload: Int) throws {
+            try Settings(
+                flags: ["max-frame-bytes": "1073741824", "max-payload-bytes": "\(payload)", "no-tcp": "true"], environment: [:]
+            ).serverConfiguration().validate()
+        }
+        try validated(32 << 20)
+        #expect(throws: StepRunError.self) { try validated((32 << 20) + 1) }
+    }
+
     @Test("an unknown key in the config file is a start-up error naming the line")
     func unknownKey() throws {
         let file = try configFile("pool-size = 3\npool-sise = 4\n")
