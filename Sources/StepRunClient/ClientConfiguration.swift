@@ -26,13 +26,15 @@ extension StepRunClient {
         public var defaultTimeout: Duration
         /// How long to wait for the connection and its Hello.
         public var connectTimeout: Duration
-        /// Largest frame accepted from or sent to the daemon.
+        /// Largest frame accepted from or sent to the daemon. Keep it at least the daemon's
+        /// `max-frame-bytes` (the same 8 MiB default): the daemon guarantees every row it stores
+        /// fits its own frame limit, so a smaller one here can leave large rows unreadable.
         public var maxFrameBytes: Int
         /// TLS for `.tcp` targets (nil = plain TCP). Use `TLSConfiguration.makeClientConfiguration()`
         /// and set `trustRoots` to the daemon's CA, plus a certificate chain and key if it requires one.
         public var tls: TLSConfiguration?
 
-        /// The defaults: 30 s per call, 5 s to connect, 4 MiB frames, plain TCP.
+        /// The defaults: 30 s per call, 5 s to connect, 8 MiB frames, plain TCP.
         public init(
             clientName: String = "StepRunClient", defaultTimeout: Duration = .seconds(30),
             connectTimeout: Duration = .seconds(5), maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes,

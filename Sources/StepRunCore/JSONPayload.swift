@@ -15,15 +15,21 @@ public struct JSONPayload: Sendable, Hashable, CustomStringConvertible, Expressi
     /// The size of the JSON text in bytes.
     public var byteCount: Int { text.utf8.count }
 
-    /// Wraps text that is already known to be a valid JSON object (read back from Postgres).
+    /// The size of the text Postgres will hand back for this payload once stored as `jsonb`
+    /// (`jsonb::text`: its own separators, numbers in full, its own string escaping), which is
+    /// what a response carries; an upper bound when a key repeats. See `JSONValidator`.
+    public let storedByteCount: Int
+
+    /// Wraps text that is already known to be a valid JSON object as Postgres renders it (read back from Postgres).
     package init(trustedText text: String) {
         self.text = text
+        self.storedByteCount = text.utf8.count
     }
 
     /// Checks `text` is a single JSON object, throwing `StepRunError.invalidArgument` naming `field` if not.
     public init(validating text: String, field: String = "payload") throws(StepRunError) {
         do {
-            try JSONValidator().validateObject(text.utf8)
+            self.storedByteCount = try JSONValidator().validateObject(text.utf8)
         } catch {
             throw .invalidArgument(field: field, message: "\(field) must be a JSON object: \(error)")
         }
@@ -34,7 +40,7 @@ public struct JSONPayload: Sendable, Hashable, CustomStringConvertible, Expressi
     /// `field` is only evaluated to name a payload that fails the check.
     public init(validating bytes: some Collection<UInt8>, field: @autoclosure () -> String = "payload") throws(StepRunError) {
         do {
-            try JSONValidator().validateObject(bytes)
+            self.storedByteCount = try JSONValidator().validateObject(bytes)
         } catch {
             let field = field()
             throw .invalidArgument(field: field, message: "\(field) must be a JSON object: \(error)")
@@ -53,6 +59,9 @@ public struct JSONPayload: Sendable, Hashable, CustomStringConvertible, Expressi
         } else {
             self.text = "{}"
         }
+        // Not refused here (the initialiser cannot throw): text jsonb cannot store (a NUL in a
+        // string) is refused, naming the field, by whoever checks it next — the server always does.
+        self.storedByteCount = (try? JSONValidator().validateObject(text.utf8)) ?? text.utf8.count
     }
 
     public init(dictionaryLiteral elements: (String, JSONValue)...) {

@@ -13,6 +13,14 @@ extension StoreRequest {
                     field: p + field,
                     message: "\(p + field) is \(value.byteCount) bytes, over the payload limit of \(limits.maxPayloadBytes) bytes")
             }
+            // What is stored (and read back) is Postgres's rendering, which can be larger; bounding
+            // it is what lets every stored row fit one response (`StoreLimits.maxStepRunBytes`).
+            guard value.storedByteCount <= limits.maxPayloadBytes else {
+                throw .invalidArgument(
+                    field: p + field,
+                    message: "\(p + field) would be \(value.storedByteCount) bytes once stored (Postgres writes jsonb "
+                        + "with \", \" and \": \" separators and numbers in full), over the payload limit of \(limits.maxPayloadBytes) bytes")
+            }
         }
         func step(_ name: String, _ field: String) throws(StepRunError) {
             try Self.validateStepName(name, field: p + field)

@@ -13,7 +13,7 @@ public final class StepRunRepository: StepRunStore {
     public init(pool: PostgresPool, limits: StoreLimits = .default) {
         self.pool = pool
         self.limits = limits
-        self.sql = StepRunSQL(schema: SchemaName(unchecked: pool.configuration.schema))
+        self.sql = StepRunSQL(schema: SchemaName(unchecked: pool.configuration.schema), maxResponseBytes: limits.maxResponseBytes)
     }
 
     public func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {

@@ -59,8 +59,12 @@ final class StepRunSQL: Sendable {
     let listAttempts: PreparedStatement
     let purgeRun: PreparedStatement
     let health: PreparedStatement
+    /// The most one response may carry (`StoreLimits.maxResponseBytes`); it travels here because
+    /// this object already goes with every call to the connection that runs it.
+    let maxResponseBytes: Int?
 
-    init(schema: SchemaName) {
+    init(schema: SchemaName, maxResponseBytes: Int? = nil) {
+        self.maxResponseBytes = maxResponseBytes
         let runs = "\(schema.quoted).step_runs"
         let attempts = "\(schema.quoted).step_attempts"
         let cols = Self.stepRunColumns()

@@ -295,9 +295,20 @@ struct StoreOperations {
         try simple("BEGIN", context: "starting a transaction")
         var results: [StoreResult] = []
         results.reserveCapacity(operations.count)
+        // Each row fits a response on its own (StoreLimits.maxStepRunBytes), but several may not:
+        // refused here, before COMMIT, rather than committed and then impossible to answer.
+        var resultBytes = 64
         for (index, operation) in operations.enumerated() {
-            do {
-                results.append(try perform(operation))
+            do throws(StepRunError) {
+                let result = try perform(operation)
+                resultBytes += 16 + result.encodedSizeBound
+                if let budget = sql.maxResponseBytes, resultBytes > budget {
+                    throw StepRunError.invalidArgument(
+                        field: "operations[\(index)]",
+                        message: "the transaction's results would be at least \(resultBytes) bytes by operations[\(index)], "
+                            + "over the response limit of \(budget) bytes; nothing was stored — split the transaction")
+                }
+                results.append(result)
             } catch {
                 try? simple("ROLLBACK", context: "rolling back a transaction")
                 throw .transactionFailed(index: index, cause: error)

@@ -51,6 +51,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private struct InFlightRequest {
         var id: UInt64
         var operation: String
+        /// True for a call that may change stored state (its result must never be lost for size).
+        var writes: Bool
         var started: ContinuousClock.Instant
         /// The status code the client was answered with (the deadline may answer before the store does).
         var code: StatusCode = .ok
@@ -185,12 +187,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .hello:
             send(ResponseFrame(id: frame.id, outcome: .failure(.failedPrecondition("Hello was already received on this connection"))))
         case .health:
-            start(frame, operation: "health", context: context) { server, deadline, completion in
+            start(frame, operation: "health", writes: false, context: context) { server, deadline, completion in
                 let task = Task { completion(.success(.health(await server.health(deadline)))) }
                 return StoreCallHandle { task.cancel() }
             }
         case .store(let request):
-            start(frame, operation: request.operationName, context: context) { server, deadline, completion in
+            start(frame, operation: request.operationName, writes: !request.isReadOnly, context: context) { server, deadline, completion in
                 server.store.start(request, deadline: deadline, mayBlockCaller: last) { completion($0.map(Reply.store)) }
             }
         }
@@ -256,7 +258,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: Requests
 
     private func start(
-        _ frame: RequestFrame, operation: String, context: ChannelHandlerContext,
+        _ frame: RequestFrame, operation: String, writes: Bool, context: ChannelHandlerContext,
         _ work: (ServerContext, ContinuousClock.Instant, @escaping @Sendable (Result<Reply, StepRunError>) -> Void) -> StoreCallHandle
     ) {
         guard inFlight.count < server.configuration.maxInFlightPerConnection else {
@@ -272,7 +274,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let expiry = NIODeadline.now() + TimeAmount(timeout)
         server.metrics.requestStarted()
         // Registered before the work starts: a store may complete at once, on this thread.
-        inFlight[slot] = InFlightRequest(id: id, operation: operation, started: .now, deadline: expiry, timeout: timeout)
+        inFlight[slot] = InFlightRequest(id: id, operation: operation, writes: writes, started: .now, deadline: expiry, timeout: timeout)
         armDeadlineTimer(by: expiry, on: loop)
         let handler = NIOLoopBound(self, eventLoop: loop)
         let inbox = inbox
@@ -308,8 +310,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard var request = inFlight[slot] else { return }
         if !request.answered {
             request.answered = true
-            if case .failure(let error) = response.outcome { request.code = error.code }
-            send(response)
+            request.code = send(response, for: request)
         }
         if final {
             server.metrics.requestFinished(operation: request.operation, code: request.code, duration: .now - request.started)
@@ -341,13 +342,22 @@ final class ConnectionHandler: ChannelInboundHandler {
         if let next, context != nil { armDeadlineTimer(by: next, on: loop) }
     }
 
-    /// Writes one answer; it leaves with the batch's `flushAnswers` (or `closeFlushing`).
-    private func send(_ response: ResponseFrame) {
-        guard let context, context.channel.isActive else { return }
+    /// Writes one answer (to `request`, if given), returning its code; it leaves with `flushAnswers`.
+    @discardableResult
+    private func send(_ response: ResponseFrame, for request: InFlightRequest? = nil) -> StatusCode {
+        var code = StatusCode.ok
+        if case .failure(let error) = response.outcome { code = error.code }
+        guard let context, context.channel.isActive else { return code }
         var buffer = context.channel.allocator.buffer(capacity: 512)
-        WireCodec.encodeResponse(response, into: &buffer, maxFrameBytes: server.configuration.maxFrameBytes)
+        let limit = server.configuration.maxFrameBytes
+        let oversized = OversizedResult(operation: request?.operation, writes: request?.writes ?? false, limit: limit)
+        if let size = WireCodec.encodeResponse(response, into: &buffer, maxFrameBytes: limit, oversized: oversized.error) {
+            oversized.log(size: size, to: logger)
+            code = oversized.error(size: size).code
+        }
         context.write(wrapOutboundOut(buffer), promise: nil)
         unflushed = true
+        return code
     }
 
     /// Closes the connection after flushing what was written: a close drops unflushed writes.

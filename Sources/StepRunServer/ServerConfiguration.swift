@@ -101,8 +101,33 @@ public struct ServerConfiguration: Sendable {
             throw .invalidArgument(
                 field: "timeouts", message: "the handshake timeout must be above zero; idle timeout and shutdown grace must not be negative")
         }
-        guard storeLimits.maxPayloadBytes < maxFrameBytes else {
-            throw .invalidArgument(field: "max_payload_bytes", message: "the payload limit must be below the frame limit")
+        guard storeLimits.maxPayloadBytes >= 2 else {
+            throw .invalidArgument(field: "max_payload_bytes", message: "the payload limit must be at least 2 bytes (\"{}\")")
         }
+        guard storeLimits.maxPayloadBytes <= StoreLimits.maxPayloadBytesLimit else {
+            throw .invalidArgument(
+                field: "max_payload_bytes",
+                message: "max payload bytes must be at most \(StoreLimits.maxPayloadBytesLimit) (32 MiB): Postgres builds jsonb "
+                    + "at up to 4 times its text and cannot build much larger ones")
+        }
+        // Every row the store accepts must be readable in one response (SPEC.md, Entities); a
+        // limit pair that breaks this would let a write commit and its row never be read again.
+        let largestRow = storeLimits.maxStepRunBytes
+        guard largestRow <= maxFrameBytes else {
+            throw .invalidArgument(
+                field: "max_frame_bytes",
+                message: "max frame bytes \(maxFrameBytes) cannot carry the largest step run max payload bytes "
+                    + "\(storeLimits.maxPayloadBytes) allows (six JSON fields at the limit plus the rest: \(largestRow) bytes); "
+                    + "raise max frame bytes to at least \(largestRow) or lower max payload bytes to at most "
+                    + "\(StoreLimits.maxPayloadBytes(fittingFrame: maxFrameBytes))")
+        }
+    }
+
+    /// `storeLimits` as the store behind this server must apply them: with the response budget
+    /// of one frame, so a `transaction` whose results would not fit is refused before it commits.
+    public var storeLimitsWithResponseBudget: StoreLimits {
+        var limits = storeLimits
+        limits.maxResponseBytes = maxFrameBytes
+        return limits
     }
 }

@@ -83,21 +83,29 @@ public enum WireCodec {
         append(message, size: packedSize(message), into: &buffer)
     }
 
-    /// Appends the encoded Response, or, when its body would exceed `maxFrameBytes`, a
-    /// RESOURCE_EXHAUSTED error for the same id: the client would refuse the oversized frame and
-    /// lose the connection, so the one call fails instead.
-    public static func encodeResponse(_ frame: ResponseFrame, into buffer: inout ByteBuffer, maxFrameBytes: Int) {
+    /// Appends the encoded Response, or, when its body would exceed `maxFrameBytes`, the error
+    /// `oversized` makes of its size, for the same id: the client would refuse the oversized
+    /// frame and lose the connection, so the one call fails instead. Returns the size refused,
+    /// nil when the response went out as it was.
+    @discardableResult
+    public static func encodeResponse(
+        _ frame: ResponseFrame, into buffer: inout ByteBuffer, maxFrameBytes: Int,
+        oversized: (_ size: Int) -> StepRunError = { size in
+            .resourceExhausted("the result encodes to \(size) bytes, over the frame limit; ask for less per call")
+        }
+    ) -> Int? {
         let arena = EncodeArena()
         defer { arena.release() }
         var message = response(frame, in: arena)
         var size = packedSize(message)
+        var refused: Int?
         if size > maxFrameBytes {
-            let error = StepRunError.resourceExhausted(
-                "the result encodes to \(size) bytes, over the frame limit of \(maxFrameBytes) bytes; ask for less per call")
-            message = response(ResponseFrame(id: frame.id, outcome: .failure(error)), in: arena)
+            refused = size
+            message = response(ResponseFrame(id: frame.id, outcome: .failure(oversized(size))), in: arena)
             size = packedSize(message)
         }
         append(message, size: size, into: &buffer)
+        return refused
     }
 
     // MARK: protobuf-c

@@ -60,7 +60,7 @@ struct DaemonOptions: ParsableArguments {
     @Flag(name: .customLong("insecure-no-auth"), help: "Accept TCP clients without a token (trusted networks only).")
     var insecureNoAuth = false
 
-    @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted (default 4194304).")
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted or sent (default 8388608); must carry the largest row max-payload-bytes allows.")
     var maxFrameBytes: String?
 
     @Option(name: .customLong("max-payload-bytes"), help: "Largest JSON payload (default 1048576).")

@@ -39,7 +39,7 @@ struct Settings {
     var tcp: (host: String, port: Int)?
     var tokenFile: String?
     var insecureNoAuth = false
-    var maxFrameBytes = 4 << 20
+    var maxFrameBytes = 8 << 20
     var maxPayloadBytes = 1 << 20
     var maxInFlight = 128
     var maxConnections = 4096

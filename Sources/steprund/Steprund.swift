@@ -74,7 +74,7 @@ struct Serve: AsyncParsableCommand {
             if embeddedStartedHere { await embedded?.stop() }
             throw error
         }
-        let repository = StepRunRepository(pool: pool, limits: serverConfiguration.storeLimits)
+        let repository = StepRunRepository(pool: pool, limits: serverConfiguration.storeLimitsWithResponseBudget)
         let server = StepRunServer(
             configuration: serverConfiguration, store: repository,
             health: { deadline in await .probing { try await repository.checkHealth(deadline: deadline) } },

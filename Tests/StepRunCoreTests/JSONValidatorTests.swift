@@ -83,4 +83,28 @@ struct JSONValidatorTests {
     func payloadEquality() throws {
         #expect(try JSONPayload(validating: "{\"a\": 1, \"b\": [true]}") == JSONPayload(["b": [true], "a": 1]))
     }
+
+    @Test("numbers at numeric's edges are accepted, one step past them refused, naming the field and the range")
+    func numericRange() throws {
+        for number in ["9.9e131071", "99999e131067", "0.1e131072", "1e-16383", "0.1e-16382", "0e1073741822", "-0.0"] {
+            try JSONValidator().validateObject((#"{"a":"# + number + "}").utf8)
+        }
+        for number in ["1e131072", "1e1000000", "1e-1000000", "1.5e-16383", "0e-16384", "0e1073741823"] {
+            do {
+                _ = try JSONPayload(validating: #"{"a":["# + number + "]}", field: "output")
+                Issue.record("\(number) should be refused")
+            } catch {
+                #expect(error == .invalidArgument(field: "output", message: error.message))
+                #expect(error.message.contains(number) && error.message.contains("16383"))
+            }
+        }
+    }
+
+    @Test("the stored size counts jsonb's separators, full numbers and its own escaping")
+    func storedSize() throws {
+        #expect(try JSONPayload(validating: #"{"a":[1,2],"b":{}}"#).storedByteCount == #"{"a": [1, 2], "b": {}}"#.utf8.count)
+        #expect(try JSONPayload(validating: #"{"a":1e3}"#).storedByteCount == #"{"a": 1000}"#.utf8.count)
+        #expect(try JSONPayload(validating: #"{"a":"\u00e9\/\u0001"}"#).storedByteCount == #"{"a": "é/\u0001"}"#.utf8.count)
+        #expect(JSONPayload(trustedText: #"{"a": 1}"#).storedByteCount == 8)
+    }
 }

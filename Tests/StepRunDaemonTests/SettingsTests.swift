@@ -39,6 +39,38 @@ struct SettingsTests {
         #expect(throws: StepRunError.self) { try validated("3000000000") }
     }
 
+    @Test("a frame limit too small for the largest row the payload limit allows is a start-up error naming both")
+    func frameMustCarryTheLargestRow() throws {
+        func validated(_ flags: [String: String]) throws {
+            try Settings(flags: flags.merging(["no-tcp": "true"]) { a, _ in a }, environment: [:]).serverConfiguration().validate()
+        }
+        // The defaults satisfy it: 8 MiB frames carry six 1 MiB fields and the rest.
+        try validated([:])
+        let error = #expect(throws: StepRunError.self) { try validated(["max-frame-bytes": "4194304"]) }
+        guard case .invalidArgument(let field, let message)? = error else {
+            Issue.record("expected invalidArgument, got \(String(describing: error))")
+            return
+        }
+        #expect(field == "max_frame_bytes")
+        #expect(message.contains("max payload bytes") && message.contains("\(StoreLimits(maxPayloadBytes: 1 << 20).maxStepRunBytes)"))
+        // Lowering the payload limit to what the message offers makes the same frame limit work.
+        try validated(["max-frame-bytes": "4194304", "max-payload-bytes": "\(StoreLimits.maxPayloadBytes(fittingFrame: 4 << 20))"])
+        #expect(throws: StepRunError.self) {
+            try validated(["max-frame-bytes": "4194304", "max-payload-bytes": "\(StoreLimits.maxPayloadBytes(fittingFrame: 4 << 20) + 1)"])
+        }
+    }
+
+    @Test("a payload limit above what Postgres can build as jsonb is a start-up error")
+    func payloadLimitIsBounded() throws {
+        func validated(_ payload: Int) throws {
+            try Settings(
+                flags: ["max-frame-bytes": "1073741824", "max-payload-bytes": "\(payload)", "no-tcp": "true"], environment: [:]
+            ).serverConfiguration().validate()
+        }
+        try validated(32 << 20)
+        #expect(throws: StepRunError.self) { try validated((32 << 20) + 1) }
+    }
+
     @Test("an unknown key in the config file is a start-up error naming the line")
     func unknownKey() throws {
         let file = try configFile("pool-size = 3\npool-sise = 4\n")
@@ -73,5 +105,14 @@ struct SettingsTests {
         let result = await shell("'\(Binaries.steprund)' serve --database-url 'host=/nonexistent' --no-unix-socket --tcp 127.0.0.1:0")
         #expect(result.status != 0)
         #expect(result.output.contains("token"), "\(result.output)")
+    }
+
+    @Test("steprund with a frame limit too small for the largest row does not start, and says what would")
+    func smallFrameDoesNotStart() async throws {
+        let socket = temporaryPath("steprund") + ".sock"
+        let result = await shell("'\(Binaries.steprund)' serve --database-url 'host=/nonexistent' --unix-socket '\(socket)' --max-frame-bytes 4194304")
+        #expect(result.status != 0)
+        #expect(result.output.contains("max frame bytes 4194304") && result.output.contains("697173"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: socket))
     }
 }

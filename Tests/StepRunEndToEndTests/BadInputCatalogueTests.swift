@@ -80,6 +80,13 @@ struct BadInputCatalogueTests {
         Row(name: "payload over the limit", phase: .afterHello, bytes: { _ in completeStep(37, output: "{\"a\":\"" + String(repeating: "x", count: 1 << 20) + "\"}") }, id: 37, code: .invalidArgument, field: "output", staysOpen: true),
         Row(name: "unknown step run id", phase: .afterHello, bytes: { _ in completeStep(38, output: "{}") }, id: 38, code: .notFound, staysOpen: true),
         Row(name: "second Hello", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 39, call: .hello(Hello(clientName: "again", token: nil)))) }, id: 39, code: .failedPrecondition, staysOpen: true),
+        // Valid JSON jsonb cannot store (issue 20): refused naming the field, never INTERNAL.
+        Row(name: "number too large for numeric", phase: .afterHello, bytes: { _ in begin(61, input: #"{"a":1e1000000}"#) }, id: 61, code: .invalidArgument, field: "input", staysOpen: true),
+        Row(name: "number too small for numeric", phase: .afterHello, bytes: { _ in begin(62, input: #"{"a":1e-1000000}"#) }, id: 62, code: .invalidArgument, field: "input", staysOpen: true),
+        Row(name: "number with more than 16,383 digits after the point", phase: .afterHello, bytes: { _ in completeStep(63, output: #"{"a":1.5e-16383}"#) }, id: 63, code: .invalidArgument, field: "output", staysOpen: true),
+        Row(name: "JSON with a lone surrogate escape", phase: .afterHello, bytes: { _ in begin(64, input: #"{"a":"\ud800"}"#) }, id: 64, code: .invalidArgument, field: "input", staysOpen: true),
+        // 1,048,575 bytes sent, 1,572,859 once Postgres renders it ("1, 1, ..."): over the limit as stored.
+        Row(name: "payload under the limit that grows past it when stored", phase: .afterHello, bytes: { _ in begin(65, input: #"{"a":["# + Array(repeating: "1", count: 524_284).joined(separator: ",") + "]}") }, id: 65, code: .invalidArgument, field: "input", staysOpen: true),
         Row(name: "read inside a transaction", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 40, call: .store(.transaction([.completedSteps(runID: runID)])))) }, id: 40, code: .invalidArgument, staysOpen: true),
     ]
 

@@ -16,10 +16,10 @@ struct ClientTests {
         let slow = SlowStore(inner: shared.repository, delay: .milliseconds(500))
         let daemon = try await TestDaemon.start(repository: shared.repository, store: slow) {
             $0.maxFrameBytes = 64 << 10
-            $0.storeLimits.maxPayloadBytes = 32 << 10
+            $0.storeLimits.maxPayloadBytes = 8 << 10
         }
         defer { daemon.server.shutdown() }
-        // The client's own limit is the default 4 MiB; the server's 64 KiB comes from HelloReply.
+        // The client's own limit is the default 8 MiB; the server's 64 KiB comes from HelloReply.
         let client = daemon.client(transport)
         defer { Task { await client.close() } }
         #expect(try await client.connect().maxFrameBytes == 64 << 10)

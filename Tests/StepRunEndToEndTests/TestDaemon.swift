@@ -34,7 +34,8 @@ struct TestDaemon: Sendable {
         let pool = PostgresPool(
             configuration: PostgresConfiguration(connectionString: try databaseURL(), poolSize: 8), logger: logger)
         try await SchemaMigrator.migrate(pool: pool, logger: logger)
-        let repository = StepRunRepository(pool: pool)
+        // The response budget the daemon's own settings give its repository (Steprund).
+        let repository = StepRunRepository(pool: pool, limits: StoreLimits(maxResponseBytes: WireProtocol.defaultMaxFrameBytes))
         return try await start(repository: repository)
     }
 

@@ -13,6 +13,8 @@ struct ValidationTests {
     }
 
     static let big = JSONPayload(["blob": .string(String(repeating: "x", count: 1 << 20))])
+    /// 170 bytes sent; Postgres would store each 1e131071 as 131,072 digits, 1.2 MB in all.
+    static let expanding = try! JSONPayload(validating: "{" + (0..<9).map { "\"k\($0)\":1e131071" }.joined(separator: ",") + "}")
 
     static let cases: [Case] = [
         Case(name: "empty step name", field: "step") { run, _ in .beginStep(runID: run, step: "", input: .empty, recovery: nil) },
@@ -36,6 +38,12 @@ struct ValidationTests {
         },
         Case(name: "attempt number zero", field: "attempt_number") { _, id in
             .recordAttempt(stepRunID: id, attemptNumber: 0, status: .running, error: nil)
+        },
+        Case(name: "small payload whose stored form is over the limit", field: "input") { run, _ in
+            .beginStep(runID: run, step: "s", input: expanding, recovery: nil)
+        },
+        Case(name: "manual whose stored form is over the limit", field: "manual") { _, id in
+            .completeManualStep(stepRunID: id, output: .empty, manual: expanding)
         },
         Case(name: "recovery target too long", field: "target") { _, id in
             .recordFailureRecovery(stepRunID: id, strategy: .undo, target: String(repeating: "t", count: 256))
@@ -61,6 +69,7 @@ struct ValidationTests {
 
     @Test("JSON text that is not an object is refused naming the field", arguments: [
         "[1,2]", "\"text\"", "42", "true", "null", "{\"a\":", "{\"a\":1}x", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}",
+        "{\"a\":1e1000000}", "{\"a\":1e-1000000}", "{\"a\":[1,1e131072]}",
         String(repeating: "{\"a\":", count: 10_000) + "1" + String(repeating: "}", count: 10_000),
     ])
     func nonObjectJSONIsRefused(_ text: String) {
@@ -79,9 +88,10 @@ struct ValidationTests {
     @Test("a payload exactly at the limit is accepted")
     func payloadAtLimitIsAccepted() async throws {
         let store = try await TestDatabase.repository()
-        let overhead = JSONPayload(["blob": ""]).byteCount
+        // The limit applies to the text sent and to the text Postgres stores ({"blob": "…"}).
+        let overhead = JSONPayload(["blob": ""]).storedByteCount
         let payload = JSONPayload(["blob": .string(String(repeating: "y", count: StoreLimits.default.maxPayloadBytes - overhead))])
-        #expect(payload.byteCount == StoreLimits.default.maxPayloadBytes)
+        #expect(payload.storedByteCount == StoreLimits.default.maxPayloadBytes)
         let (stepRun, _) = try await store.beginStep(runID: UUID(), step: "s", input: payload)
         #expect(stepRun.input == payload)
     }

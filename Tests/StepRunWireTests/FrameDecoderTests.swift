@@ -81,8 +81,8 @@ import Testing
         #expect(try drain(&buffer).first?.count == 64)
     }
 
-    @Test func defaultLimitIsFourMebibytes() {
-        #expect(WireProtocol.defaultMaxFrameBytes == 4_194_304)
+    @Test func defaultLimitIsEightMebibytes() {
+        #expect(WireProtocol.defaultMaxFrameBytes == 8_388_608)
     }
 
     @Test func encodedFramesSplitBackIntoTheirPayloads() throws {
