@@ -80,6 +80,7 @@ struct BadInputCatalogueTests {
         Row(name: "payload over the limit", phase: .afterHello, bytes: { _ in completeStep(37, output: "{\"a\":\"" + String(repeating: "x", count: 1 << 20) + "\"}") }, id: 37, code: .invalidArgument, field: "output", staysOpen: true),
         Row(name: "unknown step run id", phase: .afterHello, bytes: { _ in completeStep(38, output: "{}") }, id: 38, code: .notFound, staysOpen: true),
         Row(name: "second Hello", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 39, call: .hello(Hello(clientName: "again", token: nil)))) }, id: 39, code: .failedPrecondition, staysOpen: true),
+        Row(name: "transaction whose operation 2 has a payload that is not an object", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 120, call: .store(.transaction([.beginStep(runID: runID, step: "t0", input: .empty, recovery: nil), .beginStep(runID: runID, step: "t1", input: .empty, recovery: nil), .beginStep(runID: runID, step: "t2", input: JSONPayload(trustedText: "[1]"), recovery: nil)])))) }, id: 120, code: .invalidArgument, field: "operations[2].input", staysOpen: true),
         Row(name: "read inside a transaction", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 40, call: .store(.transaction([.completedSteps(runID: runID)])))) }, id: 40, code: .invalidArgument, staysOpen: true),
     ]
 
