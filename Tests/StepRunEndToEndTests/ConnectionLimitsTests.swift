@@ -177,10 +177,14 @@ struct ConnectionLimitsTests {
         var raw = try await RawConnection.connect(daemon, .unix)
         try await raw.hello(token: daemon.token)
         let started = ContinuousClock.now
-        // The longest first: the shorter ones arriving later must still be answered first.
+        // The longest first: the shorter ones arriving later must still be answered first. All three
+        // in one write: sent one by one, a loaded machine once let 600 ms pass between the first and
+        // the third, which then rightly expired after the first ([2, 1, 3]).
+        var requests = ByteBuffer()
         for (id, timeoutMs) in [(1, 1_500), (2, 300), (3, 900)] as [(UInt64, UInt32)] {
-            try await raw.send(RequestFrame(id: id, timeoutMs: timeoutMs, call: .store(.completedSteps(runID: UUID()))))
+            WireCodec.encodeRequest(RequestFrame(id: id, timeoutMs: timeoutMs, call: .store(.completedSteps(runID: UUID()))), into: &requests)
         }
+        try await raw.write(Array(requests.readableBytesView))
         var order: [UInt64] = []
         for _ in 0..<3 {
             let response = try #require(try await raw.receive())
