@@ -172,7 +172,7 @@ struct ConnectionLimitsTests {
 
     @Test("requests with different timeouts on one connection are each answered DEADLINE_EXCEEDED at their own deadline")
     func mixedDeadlines() async throws {
-        let daemon = try await TestDaemon.slow(.seconds(5))
+        let daemon = try await TestDaemon.slow(.seconds(10))
         defer { daemon.server.shutdown() }
         var raw = try await RawConnection.connect(daemon, .unix)
         try await raw.hello(token: daemon.token)
@@ -194,7 +194,9 @@ struct ConnectionLimitsTests {
                 return
             }
             let expected: Duration = [1: .milliseconds(1_500), 2: .milliseconds(300), 3: .milliseconds(900)][response.id]!
-            #expect(elapsed >= expected - .milliseconds(50) && elapsed < expected + .seconds(2), "id \(response.id) after \(elapsed)")
+            // Before the store's 10 s, so the daemon's own deadline answered. The bound is loose on
+            // purpose: in a full suite on two cores an answer due at 300 ms once came after 2.5 s.
+            #expect(elapsed >= expected - .milliseconds(50) && elapsed < .seconds(8), "id \(response.id) after \(elapsed)")
             order.append(response.id)
         }
         #expect(order == [2, 3, 1])
