@@ -204,8 +204,14 @@ struct StoreOperations {
         switch request {
         case .beginStep:
             guard rows.count > 0 else { return nil }
-            let decision: BeginDecision = try rows.text(0, 0) == "execute" ? .execute : .skip
-            return .begin(try rows.stepRun(row: 0, from: 1), decision)
+            let stepRun = try rows.stepRun(row: 0, from: 1)
+            if try rows.text(0, 0) == "execute" { return .begin(stepRun, .execute) }
+            // The skip branch reads the statement's snapshot. Its claim found the row running or
+            // completed, so a pending or failed row there is from before a concurrent claim that
+            // committed while the claim waited for its lock: read again (SPEC.md: the row after
+            // the call). A running or completed one is a true answer as of the snapshot.
+            guard stepRun.status == .running || stepRun.status == .completed else { return nil }
+            return .begin(stepRun, .skip)
         case .scheduleStep:
             guard rows.count > 0 else { return nil }
             let decision: ScheduleDecision = try rows.text(0, 0) == "schedule" ? .schedule : .skip

@@ -201,7 +201,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is IdleStateHandler.IdleStateEvent:
-            if inFlight.isEmpty {
+            // Before its Hello a connection has the handshake timeout (`handshakeTimer`), however
+            // short the idle timeout: a client slow to send its Hello on a loaded machine was
+            // closed by the idle timeout instead. The handler fires again a timeout after the
+            // last frame, so a connection idle after its Hello is still closed on time.
+            if handshaken, inFlight.isEmpty {
                 logger.debug("closing idle connection")
                 closeFlushing()
             }

@@ -189,10 +189,12 @@ struct FaultTests {
         await daemon.terminate()
     }
 
-    @Test("a peer trickling half a frame and a client that never reads are reclaimed by the idle timeout; others are served")
+    @Test("a peer trickling half a frame before its Hello is reclaimed by the handshake timeout, a client that never reads by the idle timeout; others are served")
     func slowAndHalfOpenPeers() async throws {
         let socket = temporaryPath("slow") + ".sock"
-        let daemon = try startDaemon(socket: socket, database: try testDatabaseURL(), extra: ["--idle-timeout", "1s"])
+        // Before its Hello a connection has the handshake timeout; the idle timeout counts from the Hello.
+        let daemon = try startDaemon(
+            socket: socket, database: try testDatabaseURL(), extra: ["--idle-timeout", "1s", "--handshake-timeout", "2s"])
         #expect(await eventually { unixSocketAccepts(socket) }, "\(daemon.output)")
         let trickler = try #require(connectUnix(socket))
         for byte: UInt8 in [0, 0, 0, 40, 0x08] {
@@ -207,8 +209,9 @@ struct FaultTests {
         _ = frames.withUnsafeBytes { send(deaf, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         let client = StepRunClient(target: .unix(path: socket))
         #expect(try await client.health().serving)
-        // Both idle peers are closed by the daemon once a second passes with nothing from them.
-        #expect(await eventually(timeout: .seconds(5)) { peerClosed(trickler) && peerClosed(deaf) })
+        // Both are closed by the daemon: the trickler 2 s after it connected, the deaf client once a
+        // second passes with nothing from it.
+        #expect(await eventually(timeout: .seconds(10)) { peerClosed(trickler) && peerClosed(deaf) })
         #expect(try await client.health().serving)
         close(trickler)
         close(deaf)

@@ -87,6 +87,7 @@ struct BadInputCatalogueTests {
         Row(name: "JSON with a lone surrogate escape", phase: .afterHello, bytes: { _ in begin(64, input: #"{"a":"\ud800"}"#) }, id: 64, code: .invalidArgument, field: "input", staysOpen: true),
         // 1,048,575 bytes sent, 1,572,859 once Postgres renders it ("1, 1, ..."): over the limit as stored.
         Row(name: "payload under the limit that grows past it when stored", phase: .afterHello, bytes: { _ in begin(65, input: #"{"a":["# + Array(repeating: "1", count: 524_284).joined(separator: ",") + "]}") }, id: 65, code: .invalidArgument, field: "input", staysOpen: true),
+        Row(name: "transaction whose operation 2 has a payload that is not an object", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 120, call: .store(.transaction([.beginStep(runID: runID, step: "t0", input: .empty, recovery: nil), .beginStep(runID: runID, step: "t1", input: .empty, recovery: nil), .beginStep(runID: runID, step: "t2", input: JSONPayload(trustedText: "[1]"), recovery: nil)])))) }, id: 120, code: .invalidArgument, field: "operations[2].input", staysOpen: true),
         Row(name: "read inside a transaction", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 40, call: .store(.transaction([.completedSteps(runID: runID)])))) }, id: 40, code: .invalidArgument, staysOpen: true),
     ]
 

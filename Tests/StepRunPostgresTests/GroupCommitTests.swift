@@ -98,10 +98,19 @@ struct GroupCommitTests {
     @Test("multi-row statements: grouped begin_step and complete_step calls get exactly the outcomes of single calls")
     func multiRowStatementsMatchSingleCalls() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1)
+        // Records which statement wrote each row: the claims below must really go through the
+        // shared begin_steps statement (its text is the only one with unnest).
+        try await execute("""
+            CREATE TABLE \(schema).written_by (step text, shared bool);
+            CREATE FUNCTION \(schema).note() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO \(schema).written_by VALUES (NEW.step, current_query() LIKE '%unnest(%'); RETURN NULL; END $$;
+            CREATE TRIGGER note AFTER INSERT OR UPDATE ON \(schema).step_runs FOR EACH ROW EXECUTE FUNCTION \(schema).note();
+            """, on: pool, context: "trigger")
         let runID = UUID()
-        let (failed, _) = try await store.beginStep(runID: runID, step: "failed", input: ["v": 1])
+        let (failed, _) = try await store.beginStep(runID: runID, step: "failed", input: ["v": 1], recovery: ["r": 1])
         _ = try await store.failStep(stepRunID: failed.id, error: ["e": 1])
-        _ = try await store.scheduleStep(runID: runID, step: "pending")
+        _ = try await store.scheduleStep(runID: runID, step: "pending", input: ["from": "schedule"], recovery: ["r": "scheduled"])
+        let (idle, _) = try await store.beginStep(runID: runID, step: "running-idle")
         let (running, _) = try await store.beginStep(runID: runID, step: "running")
         let (runningToo, _) = try await store.beginStep(runID: runID, step: "running-too")
         let (twice, _) = try await store.beginStep(runID: runID, step: "completed-twice")
@@ -115,9 +124,11 @@ struct GroupCommitTests {
             ("new-2", .beginStep(runID: runID, step: "new-2", input: ["n": 2], recovery: ["undo": true])),
             ("dup-a", .beginStep(runID: runID, step: "dup", input: .empty, recovery: nil)),
             ("dup-b", .beginStep(runID: runID, step: "dup", input: .empty, recovery: nil)),
-            ("refail", .beginStep(runID: runID, step: "failed", input: ["v": 2], recovery: nil)),
-            ("claim-pending", .beginStep(runID: runID, step: "pending", input: .empty, recovery: nil)),
-            ("skip-running", .beginStep(runID: runID, step: "running", input: .empty, recovery: nil)),
+            ("refail", .beginStep(runID: runID, step: "failed", input: ["v": 2], recovery: ["r": 2])),
+            // A different input and recovery than scheduled: the scheduled ones must stay.
+            ("claim-pending", .beginStep(runID: runID, step: "pending", input: ["from": "claim"], recovery: ["r": "claim"])),
+            // A running row nothing else in the group touches (the completions below would race it).
+            ("skip-running", .beginStep(runID: runID, step: "running-idle", input: ["new": true], recovery: nil)),
             ("skip-done", .beginStep(runID: runID, step: "done", input: .empty, recovery: nil)),
             ("complete-1", .completeStep(stepRunID: running.id, output: ["r": 1])),
             ("complete-2", .completeStep(stepRunID: runningToo.id, output: ["r": 2])),
@@ -137,9 +148,13 @@ struct GroupCommitTests {
         #expect(begin("new-1")?.1 == .execute && begin("new-1")?.0.input == ["n": 1])
         #expect(begin("new-2")?.1 == .execute && begin("new-2")?.0.recovery == ["undo": true])
         #expect(Set([begin("dup-a")?.1, begin("dup-b")?.1]) == [.execute, .skip], "one delivery of a duplicate claims it")
-        #expect(begin("refail")?.1 == .execute && begin("refail")?.0.input == ["v": 2] && begin("refail")?.0.id == failed.id)
+        #expect(begin("refail")?.1 == .execute && begin("refail")?.0.id == failed.id)
+        #expect(begin("refail")?.0.input == ["v": 2] && begin("refail")?.0.recovery == ["r": 2], "a re-claimed failed row takes the new input")
+        #expect(begin("refail")?.0.lastError == nil)
         #expect(begin("claim-pending")?.1 == .execute && begin("claim-pending")?.0.status == .running)
-        #expect(begin("skip-running")?.1 == .skip && begin("skip-running")?.0.id == running.id)
+        #expect(begin("claim-pending")?.0.input == ["from": "schedule"], "a claimed pending row keeps its scheduled input")
+        #expect(begin("claim-pending")?.0.recovery == ["r": "scheduled"], "a claimed pending row keeps its scheduled recovery")
+        #expect(begin("skip-running")?.1 == .skip && begin("skip-running")?.0 == idle, "a running row is not re-claimed")
         #expect(begin("skip-done")?.1 == .skip && begin("skip-done")?.0.output == ["kept": true])
 
         guard case .success(.stepRun(let first)) = outcomes["complete-1"], first.status == .completed, first.output == ["r": 1],
@@ -161,6 +176,15 @@ struct GroupCommitTests {
         #expect(winners == 1)
         #expect(try await store.getStepRun(runID: runID, step: "done")?.output == ["kept": true])
         #expect(try await store.completedSteps(runID: runID).count == 4)
+        #expect(try await store.getStepRun(runID: runID, step: "pending")?.input == ["from": "schedule"])
+        #expect(try await store.getStepRun(runID: runID, step: "running-idle") == idle)
+        let written = try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
+            let rows = try connection.simpleQuery(
+                "SELECT step, shared FROM \(schema).written_by WHERE step IN ('pending', 'failed')", context: "reading the log")
+            return try (0..<rows.count).map { (row) throws(StepRunError) in "\(try rows.text(row, 0))=\(try rows.text(row, 1))" }
+        }
+        // Each was written once before the group (schedule; claim and fail) and once by its claim.
+        #expect(written.sorted() == ["failed=f", "failed=f", "failed=t", "pending=f", "pending=t"], "the claims did not share the statement")
         try await drop(schema, pool)
     }
 
@@ -404,6 +428,48 @@ struct GroupCommitTests {
             #expect(results[step] == .some(nil), "\(step): \(String(describing: results[step]))")
         }
         #expect(Set(try await store.stepStatuses(runID: runID).keys) == ["one", "two", "three", "four"])
+        try await drop(schema, pool)
+    }
+
+    @Test("a group whose COMMIT fails: the call that broke it fails alone, the others are run again one by one and applied, nothing else is acknowledged")
+    func failedCommitFallsBack() async throws {
+        let (store, pool, schema) = try await isolatedStore(poolSize: 1)
+        let runID = UUID()
+        let (running, _) = try await store.beginStep(runID: runID, step: "running")
+        _ = try await store.scheduleStep(runID: runID, step: "pending", input: ["from": "schedule"])
+        // Raises only at COMMIT, only for the step named poison (this schema is the test's own).
+        try await execute("""
+            CREATE FUNCTION \(schema).poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.step = 'poison' THEN RAISE EXCEPTION 'poisoned at commit'; END IF; RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER poison AFTER INSERT OR UPDATE ON \(schema).step_runs DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION \(schema).poison();
+            """, on: pool, context: "trigger")
+        let calls: [(String, StoreRequest)] = [
+            ("new-a", .beginStep(runID: runID, step: "a", input: ["n": 1], recovery: nil)),
+            ("poison", .beginStep(runID: runID, step: "poison", input: .empty, recovery: nil)),
+            ("claim-pending", .beginStep(runID: runID, step: "pending", input: ["from": "claim"], recovery: nil)),
+            ("complete", .completeStep(stepRunID: running.id, output: ["done": true])),
+            ("schedule", .scheduleStep(runID: runID, step: "later", input: .empty, recovery: nil)),
+            ("stale", .failStep(stepRunID: UUID(), error: [:])),
+            ("read-a", .getStepRun(runID: runID, step: "a")),
+        ]
+        let before = pool.statistics
+        let outcomes = try await whileBlocked(pool, waiting: calls.count) { await performAll(store, calls) }
+        #expect(pool.statistics.groupCommittedCalls == before.groupCommittedCalls, "the group should not have committed")
+        guard case .failure(let poisoned) = outcomes["poison"], poisoned.code == .internal,
+            case .success(.begin(let a, .execute)) = outcomes["new-a"], a.input == ["n": 1],
+            case .success(.begin(let claimed, .execute)) = outcomes["claim-pending"], claimed.input == ["from": "schedule"],
+            case .success(.stepRun(let completed)) = outcomes["complete"], completed.status == .completed,
+            case .success(.schedule(_, .schedule)) = outcomes["schedule"],
+            case .failure(.notFound) = outcomes["stale"],
+            case .success(.foundStepRun(let found?)) = outcomes["read-a"], found.id == a.id
+        else {
+            Issue.record("unexpected outcomes \(outcomes)")
+            try await drop(schema, pool)
+            return
+        }
+        #expect(try await store.stepStatuses(runID: runID) == ["running": .completed, "pending": .running, "a": .running, "later": .pending])
+        #expect(try await store.getStepRun(runID: runID, step: "running")?.output == ["done": true])
         try await drop(schema, pool)
     }
 
