@@ -12,6 +12,8 @@
 /// as libpq receives it, plus what protobuf adds around it — and only the rows within the budget
 /// are rendered. So a page never reads more than the candidates' keys and one response's worth of
 /// payload, however large the run is.
+import Foundation
+
 struct ListSQL {
     let completedSteps: PreparedStatement
     let completedOutputs: PreparedStatement
@@ -107,10 +109,20 @@ struct ListSQL {
     /// One page: the candidates `keys` (aliased k, in `order`), measured, then rendered while
     /// within the budget. `cursor` is one expression (or several) over k.
     private static func page(keys: String, order: String, table: String, cursor: String, size: String, element: String) -> String {
-        let elementOrNull = element.split(separator: ",").count == 1
-            ? "CASE WHEN p.fit THEN \(element) END"
-            : element.split(separator: ",").map { "CASE WHEN p.fit THEN \($0.trimmingCharacters(in: .whitespacesAndNewlines)) END" }
-                .joined(separator: ", ")
+        // Split at top-level commas only: an element column may be a call with arguments.
+        var columns: [String] = [], depth = 0, current = ""
+        for character in element {
+            if character == "(" { depth += 1 } else if character == ")" { depth -= 1 }
+            if character == ",", depth == 0 {
+                columns.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        columns.append(current)
+        let elementOrNull = columns.map { "CASE WHEN p.fit THEN \($0.trimmingCharacters(in: .whitespacesAndNewlines)) END" }
+            .joined(separator: ", ")
         return """
             SELECT * FROM (
                 WITH k AS (\(keys)),

@@ -26,7 +26,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var logger: Logger
     private var context: ChannelHandlerContext?
     private var handshaken = false
-    /// The protocol version agreed in the handshake: the lower of the client's and ours.
+    /// The protocol version the client's Hello named (one this server speaks).
     private var protocolVersion = WireProtocol.oldestVersion
     private var draining = false
     private var counted = false
@@ -236,7 +236,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             refuse(frame.id, .failedPrecondition("the first frame must be a Hello"))
             return
         }
-        guard hello.protocolVersion >= WireProtocol.oldestVersion else {
+        guard (WireProtocol.oldestVersion...WireProtocol.version).contains(hello.protocolVersion) else {
             refuse(frame.id, .failedPrecondition(
                 "protocol version \(hello.protocolVersion) is not supported; this server speaks versions \(WireProtocol.oldestVersion) to \(WireProtocol.version)"))
             return
@@ -248,7 +248,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         handshaken = true
-        protocolVersion = min(hello.protocolVersion, WireProtocol.version)
+        protocolVersion = hello.protocolVersion
         handshakeTimer?.cancel()
         logger[metadataKey: "client"] = "\(hello.clientName)"
         logger.debug("handshake complete")

@@ -393,7 +393,7 @@ struct  Steprun__V1__HelloReply
 {
   ProtobufCMessage base;
   /*
-   * the version this connection speaks: the lower of the client's and the server's
+   * the version this connection speaks: the one the client named in Hello
    */
   uint32_t protocol_version;
   /*
