@@ -180,9 +180,6 @@ extension StoreRequest {
         }
     }
 
-    /// The request with its page bounded as the daemon serves it: at most `maxBytes` of elements
-    /// (one response's worth), paged when the caller said it pages (`pagedConnection`: its Hello
-    /// named protocol version 2, or it sent a paging field).
     /// The list a list request reads; nil for every other request.
     public var pagedList: PagedList? {
         switch self {
@@ -201,6 +198,9 @@ extension StoreRequest {
         try token.check(list: list, scope: scope)
     }
 
+    /// The request with its page bounded as the daemon serves it: at most `maxBytes` of elements
+    /// (one response's worth), paged when the caller said it pages (`pagedConnection`: its Hello
+    /// named protocol version 2, or it sent a paging field).
     public func served(maxBytes: Int, pagedConnection: Bool) -> StoreRequest {
         func bound(_ page: PageRequest) -> PageRequest {
             var page = page
