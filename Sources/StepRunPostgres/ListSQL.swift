@@ -8,10 +8,11 @@
 ///   row —, 'over' after), the row's cursor columns, then the element's columns.
 ///
 /// The statement first picks the candidate rows by key alone (keyset on the list's order, LIMIT):
-/// no payload is read for them. Only those rows are then measured — octet_length of each column
-/// as libpq receives it, plus what protobuf adds around it — and only the rows within the budget
-/// are rendered. So a page never reads more than the candidates' keys and one response's worth of
-/// payload, however large the run is.
+/// no payload is read for them. It then walks them in order (a recursive CTE over their ids, one
+/// primary-key lookup each), measuring each — octet_length of each column as libpq receives it,
+/// plus what protobuf adds around it — and stops at the first row past the budget, which only
+/// says that the list goes on. So a page renders its own rows and one more, and never sends more
+/// than one response's worth of payload, however large the run is.
 import Foundation
 
 struct ListSQL {
@@ -123,18 +124,22 @@ struct ListSQL {
         columns.append(current)
         let elementOrNull = columns.map { "CASE WHEN p.fit THEN \($0.trimmingCharacters(in: .whitespacesAndNewlines)) END" }
             .joined(separator: ", ")
+        let measure = "(SELECT (\(size))::int8 FROM \(table) r WHERE r.id = o.ids[w.n + 1])"
         return """
             SELECT * FROM (
-                WITH k AS (\(keys)),
-                measured AS (
-                    SELECT k.*, row_number() OVER w AS n, sum(\(size)) OVER w AS running
-                    FROM k JOIN \(table) r ON r.id = k.id
-                    WINDOW w AS (ORDER BY \(order) ROWS UNBOUNDED PRECEDING)
+                WITH RECURSIVE k AS MATERIALIZED (\(keys)),
+                ordered AS MATERIALIZED (SELECT array_agg(k.id ORDER BY \(order)) AS ids FROM k),
+                walk (n, id, running) AS (
+                    SELECT 1, o.ids[1], \(measure.replacingOccurrences(of: "w.n + 1", with: "1"))
+                    FROM ordered o WHERE o.ids IS NOT NULL
+                    UNION ALL
+                    SELECT w.n + 1, o.ids[w.n + 1], w.running + \(measure)
+                    FROM walk w CROSS JOIN ordered o
+                    WHERE w.n < cardinality(o.ids) AND ($3::int8 IS NULL OR w.running <= $3::int8)
                 ),
-                p AS (SELECT m.*, (m.n = 1 OR $3::int8 IS NULL OR m.running <= $3::int8) AS fit FROM measured m)
-                SELECT CASE WHEN p.fit THEN 'ok' ELSE 'over' END AS fit_text, \(cursor.replacingOccurrences(of: "k.", with: "p.")),
-                    \(elementOrNull)
-                FROM p JOIN \(table) r ON r.id = p.id
+                p AS (SELECT w.*, (w.n = 1 OR $3::int8 IS NULL OR w.running <= $3::int8) AS fit FROM walk w)
+                SELECT CASE WHEN p.fit THEN 'ok' ELSE 'over' END AS fit_text, \(cursor), \(elementOrNull)
+                FROM p JOIN k ON k.id = p.id JOIN \(table) r ON r.id = p.id
                 ORDER BY p.n
             ) page
             """
