@@ -93,6 +93,7 @@ public struct PageToken: Sendable, Hashable {
     public var cursor: PageCursor
 
     private static let version: UInt8 = 1
+    private static let maxExactMicros: Int64 = 1 << 53
 
     public init(list: PagedList, scope: UUID, cursor: PageCursor) {
         self.list = list
@@ -126,7 +127,13 @@ public struct PageToken: Sendable, Hashable {
         switch list {
         case .completedSteps, .completedOutputs, .compensation, .expiredSteps:
             guard rest.count == 32 else { throw refuse("is not a page token of this server (bad length)") }
-            cursor = .timeKey(time: Self.int64(bytes, at: 18), insertedAt: Self.int64(bytes, at: 26), id: UUID(uuid: Self.uuid(bytes, at: 34)))
+            let (time, insertedAt) = (Self.int64(bytes, at: 18), Self.int64(bytes, at: 26))
+            // The store turns these back into timestamps through a double: only values it could
+            // have written (µs within ±2^53 of the epoch, about ±285 years) come back exact.
+            guard abs(time) <= Self.maxExactMicros, abs(insertedAt) <= Self.maxExactMicros else {
+                throw refuse("is not a page token of this server (time out of range)")
+            }
+            cursor = .timeKey(time: time, insertedAt: insertedAt, id: UUID(uuid: Self.uuid(bytes, at: 34)))
         case .stepStatuses:
             guard (1...StoreLimits.maxStepNameBytes).contains(rest.count), !rest.contains(0),
                 let name = String(validating: rest, as: UTF8.self)

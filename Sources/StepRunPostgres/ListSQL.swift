@@ -1,3 +1,5 @@
+import Foundation
+
 /// The paged list statements (completed_steps, completed_outputs, compensation order,
 /// step_statuses, list_attempts); docs/STORE.md, "Reading large runs".
 ///
@@ -13,8 +15,6 @@
 /// plus what protobuf adds around it — and stops at the first row past the budget, which only
 /// says that the list goes on. So a page renders its own rows and one more, and never sends more
 /// than one response's worth of payload, however large the run is.
-import Foundation
-
 struct ListSQL {
     let completedSteps: PreparedStatement
     let completedOutputs: PreparedStatement

@@ -89,6 +89,7 @@ struct BadInputCatalogueTests {
         Row(name: "page token that is not one", phase: .afterHello, bytes: { _ in pagedList(41, token: [1, 2, 3]) }, id: 41, code: .invalidArgument, field: "page_token", staysOpen: true),
         Row(name: "page token of another list", phase: .afterHello, bytes: { _ in pagedList(42, token: PageToken(list: .stepStatuses, scope: runID, cursor: .step("a")).bytes) }, id: 42, code: .invalidArgument, field: "page_token", staysOpen: true),
         Row(name: "page token of another run", phase: .afterHello, bytes: { _ in pagedList(43, token: PageToken(list: .completedOutputs, scope: UUID(), cursor: .timeKey(time: 1, insertedAt: 1, id: UUID())).bytes) }, id: 43, code: .invalidArgument, field: "page_token", staysOpen: true),
+        Row(name: "page token with a time the store cannot hold", phase: .afterHello, bytes: { _ in pagedList(44, token: PageToken(list: .completedOutputs, scope: runID, cursor: .timeKey(time: .max, insertedAt: 1, id: UUID())).bytes) }, id: 44, code: .invalidArgument, field: "page_token", staysOpen: true),
     ]
 
     @Test("at least 25 kinds of bad input are catalogued")

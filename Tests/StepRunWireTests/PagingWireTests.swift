@@ -8,7 +8,7 @@ import Testing
 struct PagingWireTests {
     static let tokens: [PageToken] = [
         PageToken(list: .completedOutputs, scope: Fixture.runID, cursor: .timeKey(time: 1_733_300_000_123_456, insertedAt: -5, id: Fixture.stepRunID)),
-        PageToken(list: .compensation, scope: Fixture.runID, cursor: .timeKey(time: .max, insertedAt: .min, id: Fixture.runID)),
+        PageToken(list: .compensation, scope: Fixture.runID, cursor: .timeKey(time: 1 << 53, insertedAt: -(1 << 53), id: Fixture.runID)),
         PageToken(list: .stepStatuses, scope: Fixture.runID, cursor: .step("é-step ✓")),
         PageToken(list: .attempts, scope: Fixture.stepRunID, cursor: .attemptNumber(2_147_483_647)),
     ]
@@ -43,8 +43,15 @@ struct PagingWireTests {
         #expect(attempts.isEmpty && decoded == next)
     }
 
-    @Test func aTokenTruncatedByOneByteIsRefusedNamingTheField() {
-        let bytes = Array(Self.tokens[0].bytes.dropLast())
+    static let badTokens: [[UInt8]] = [
+        Array(tokens[0].bytes.dropLast()),
+        PageToken(list: .completedSteps, scope: Fixture.runID, cursor: .timeKey(time: .max, insertedAt: 0, id: Fixture.runID)).bytes,
+        [],
+        [2] + Array(tokens[3].bytes.dropFirst()),
+    ]
+
+    @Test("a token truncated, out of range, empty or of another version is refused naming the field", arguments: badTokens)
+    func badTokensAreRefusedNamingTheField(_ bytes: [UInt8]) {
         do {
             _ = try PageToken(decoding: bytes)
             Issue.record("a truncated token was accepted")
