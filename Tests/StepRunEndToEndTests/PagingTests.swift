@@ -21,7 +21,7 @@ struct PagingTests {
 
     /// A run of `count` completed steps, completed in reverse order of insertion, each with an
     /// output of about `outputBytes`; returns the steps in completion order.
-    static func largeRun(_ client: StepRunClient, runID: UUID, count: Int = 5) async throws -> [String] {
+    static func largeRun(_ client: StepRunClient, runID: UUID, count: Int = 5, outputBytes: Int = outputBytes) async throws -> [String] {
         let steps = (0..<count).map { "step-\($0)" }
         var ids: [String: UUID] = [:]
         for step in steps {
@@ -50,6 +50,21 @@ struct PagingTests {
             #expect(!page.elements.isEmpty)
         }
         #expect(pages >= 4, "900 KiB of outputs in 256 KiB frames takes at least four pages")
+        await client.close()
+    }
+
+    @Test("issue 20's run: five completed steps of 900 KiB each (two 2 MiB frames' worth) list whole, outputs and compensation")
+    func fiveStepsOf900KiB() async throws {
+        let daemon = try await TestDaemon.start(repository: TestDaemon.shared().repository) {
+            $0.maxFrameBytes = 2 << 20
+            $0.storeLimits.maxPayloadBytes = 1 << 20
+        }
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        let order = try await Self.largeRun(client, runID: runID, outputBytes: 900 << 10)
+
+        #expect(try await client.completedOutputs(runID: runID).count == order.count)
+        #expect(try await client.completedStepRunsForCompensation(runID: runID).map(\.step) == order.reversed())
         await client.close()
     }
 
