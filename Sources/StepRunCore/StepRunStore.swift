@@ -174,37 +174,7 @@ extension StepRunStore {
         return stepRun
     }
 
-    /// The run's completed steps in completion order.
-    public func completedSteps(runID: UUID, timeout: Duration? = nil) async throws -> [String] {
-        let request = StoreRequest.completedSteps(runID: runID)
-        let result = try await call(request, timeout)
-        guard case .steps(let names) = result else { throw unexpected(result, request) }
-        return names
-    }
-
-    /// The outputs of the run's completed steps in completion order (a null output reads as `{}`).
-    public func completedOutputs(runID: UUID, timeout: Duration? = nil) async throws -> [JSONPayload] {
-        let request = StoreRequest.completedOutputs(runID: runID)
-        let result = try await call(request, timeout)
-        guard case .outputs(let outputs) = result else { throw unexpected(result, request) }
-        return outputs
-    }
-
-    /// The run's completed step runs, most recently completed first (saga undo order).
-    public func completedStepRunsForCompensation(runID: UUID, timeout: Duration? = nil) async throws -> [StepRun] {
-        let request = StoreRequest.completedStepRunsForCompensation(runID: runID)
-        let result = try await call(request, timeout)
-        guard case .stepRuns(let stepRuns) = result else { throw unexpected(result, request) }
-        return stepRuns
-    }
-
-    /// The status of every persisted step of the run.
-    public func stepStatuses(runID: UUID, timeout: Duration? = nil) async throws -> [String: StepStatus] {
-        let request = StoreRequest.stepStatuses(runID: runID)
-        let result = try await call(request, timeout)
-        guard case .statuses(let statuses) = result else { throw unexpected(result, request) }
-        return statuses
-    }
+    // The lists (completed steps, outputs, compensation, statuses, attempts) are in StoreLists.swift.
 
     // MARK: Attempt history
 
@@ -253,14 +223,6 @@ extension StepRunStore {
         let result = try await call(request, timeout)
         guard case .latestAttempt(let attempt) = result else { throw unexpected(result, request) }
         return attempt
-    }
-
-    /// Every attempt of a step run, by number.
-    public func listAttempts(stepRunID: UUID, timeout: Duration? = nil) async throws -> [StepAttempt] {
-        let request = StoreRequest.listAttempts(stepRunID: stepRunID)
-        let result = try await call(request, timeout)
-        guard case .attempts(let attempts) = result else { throw unexpected(result, request) }
-        return attempts
     }
 
     // MARK: Run maintenance and atomic groups

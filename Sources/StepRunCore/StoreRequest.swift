@@ -17,17 +17,17 @@ public enum StoreRequest: Sendable, Hashable {
     case recordFailureRecovery(stepRunID: UUID, strategy: RecoveryStrategy, target: String)
     case updateRecovery(stepRunID: UUID, recovery: JSONPayload)
     case getStepRun(runID: UUID, step: String)
-    case completedSteps(runID: UUID)
-    case completedOutputs(runID: UUID)
-    case completedStepRunsForCompensation(runID: UUID)
-    case stepStatuses(runID: UUID)
+    case completedSteps(runID: UUID, page: PageRequest = .whole)
+    case completedOutputs(runID: UUID, page: PageRequest = .whole)
+    case completedStepRunsForCompensation(runID: UUID, page: PageRequest = .whole)
+    case stepStatuses(runID: UUID, page: PageRequest = .whole)
     case beginAttempt(stepRunID: UUID)
     case completeAttempt(attemptID: UUID)
     case failAttempt(attemptID: UUID, error: JSONPayload)
     case recordAttempt(stepRunID: UUID, attemptNumber: Int, status: AttemptStatus, error: JSONPayload?)
     case attemptCount(stepRunID: UUID)
     case latestAttempt(stepRunID: UUID)
-    case listAttempts(stepRunID: UUID)
+    case listAttempts(stepRunID: UUID, page: PageRequest = .whole)
     case purgeRun(runID: UUID)
     /// Several write operations applied all or nothing, in order.
     case transaction([StoreRequest])
@@ -103,14 +103,14 @@ public enum StoreResult: Sendable, Hashable {
     case stepRun(StepRun)
     /// `getStepRun`: nil when there is no such step.
     case foundStepRun(StepRun?)
-    /// `completedSteps`.
-    case steps([String])
+    /// `completedSteps`; `next` continues the list (nil: this was its last page).
+    case steps([String], next: PageToken? = nil)
     /// `completedOutputs`.
-    case outputs([JSONPayload])
+    case outputs([JSONPayload], next: PageToken? = nil)
     /// `completedStepRunsForCompensation`.
-    case stepRuns([StepRun])
+    case stepRuns([StepRun], next: PageToken? = nil)
     /// `stepStatuses`.
-    case statuses([String: StepStatus])
+    case statuses([String: StepStatus], next: PageToken? = nil)
     /// `beginAttempt`, `completeAttempt`, `failAttempt`, `recordAttempt`.
     case attempt(StepAttempt)
     /// `attemptCount`.
@@ -118,7 +118,7 @@ public enum StoreResult: Sendable, Hashable {
     /// `latestAttempt`: nil when none was recorded.
     case latestAttempt(StepAttempt?)
     /// `listAttempts`, by attempt number.
-    case attempts([StepAttempt])
+    case attempts([StepAttempt], next: PageToken? = nil)
     /// `purgeRun`.
     case purged(PurgeCounts)
     /// `transaction`: one result per operation, in order.

@@ -110,8 +110,10 @@ extension StoreRequest {
                     throw .transactionFailed(index: index, cause: error)
                 }
             }
-        case .completedSteps, .completedOutputs, .completedStepRunsForCompensation, .stepStatuses,
-            .beginAttempt, .completeAttempt, .attemptCount, .latestAttempt, .listAttempts, .purgeRun:
+        case .completedSteps(let id, let page), .completedOutputs(let id, let page),
+            .completedStepRunsForCompensation(let id, let page), .stepStatuses(let id, let page), .listAttempts(let id, let page):
+            try Self.validatePageToken(page.after, of: self, scope: id)
+        case .beginAttempt, .completeAttempt, .attemptCount, .latestAttempt, .purgeRun:
             break
         }
     }

@@ -46,18 +46,15 @@ final class StepRunSQL: Sendable {
     let recordFailureRecovery: PreparedStatement
     let updateRecovery: PreparedStatement
     let getStepRun: PreparedStatement
-    let completedSteps: PreparedStatement
-    let completedOutputs: PreparedStatement
-    let compensationOrder: PreparedStatement
-    let stepStatuses: PreparedStatement
     let beginAttempt: PreparedStatement
     let completeAttempt: PreparedStatement
     let failAttempt: PreparedStatement
     let recordAttempt: PreparedStatement
     let attemptCount: PreparedStatement
     let latestAttempt: PreparedStatement
-    let listAttempts: PreparedStatement
     let purgeRun: PreparedStatement
+    /// The paged lists.
+    let lists: ListSQL
     let health: PreparedStatement
     /// The most one response may carry (`StoreLimits.maxResponseBytes`); it travels here because
     /// this object already goes with every call to the connection that runs it.
@@ -214,23 +211,6 @@ final class StepRunSQL: Sendable {
             UPDATE \(runs) SET recovery = $2, updated_at = clock_timestamp() WHERE id = $1 RETURNING 'ok', \(cols)
             """)
         getStepRun = statement("get_step_run", "SELECT \(cols) FROM \(runs) WHERE run_id = $1 AND step = $2")
-        let completionOrder = "ORDER BY completed_at, inserted_at, id"
-        completedSteps = statement("completed_steps", """
-            SELECT step FROM \(runs) WHERE run_id = $1 AND status = 'completed' \(completionOrder)
-            """)
-        completedOutputs = statement("completed_outputs", """
-            SELECT coalesce(output, '{}'::jsonb) FROM \(runs) WHERE run_id = $1 AND status = 'completed' \(completionOrder)
-            """)
-        compensationOrder = statement("compensation_order", """
-            SELECT \(Self.stepRunColumns("s")) FROM \(runs) s
-            LEFT JOIN LATERAL (
-                SELECT max(a.completed_at) AS completed_at FROM \(attempts) a
-                WHERE a.step_run_id = s.id AND a.status = 'completed'
-            ) latest ON true
-            WHERE s.run_id = $1 AND s.status = 'completed'
-            ORDER BY coalesce(latest.completed_at, s.completed_at) DESC, s.inserted_at DESC, s.id DESC
-            """)
-        stepStatuses = statement("step_statuses", "SELECT step, status FROM \(runs) WHERE run_id = $1")
         // $1 attempt id, $2 step_run_id
         beginAttempt = statement("begin_attempt", """
             WITH bumped AS (
@@ -269,17 +249,12 @@ final class StepRunSQL: Sendable {
             ) a ON true
             WHERE s.id = $1
             """)
-        listAttempts = statement("list_attempts", """
-            SELECT \(Self.attemptColumns("a")) FROM \(runs) s
-            LEFT JOIN \(attempts) a ON a.step_run_id = s.id
-            WHERE s.id = $1
-            ORDER BY a.attempt_number
-            """)
         purgeRun = statement("purge_run", """
             WITH purged_attempts AS (DELETE FROM \(attempts) WHERE run_id = $1 RETURNING 1),
                  purged_runs AS (DELETE FROM \(runs) WHERE run_id = $1 RETURNING 1)
             SELECT (SELECT count(*) FROM purged_runs), (SELECT count(*) FROM purged_attempts)
             """)
+        lists = ListSQL(runs: runs, attempts: attempts)
         health = statement("health", "SELECT 1 FROM \(runs) LIMIT 0")
     }
 }

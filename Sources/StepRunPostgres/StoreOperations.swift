@@ -68,14 +68,14 @@ struct StoreOperations {
             (sql.updateRecovery, texts(id.pgText, recovery.text))
         case .getStepRun(let runID, let step):
             (sql.getStepRun, texts(runID.pgText, step))
-        case .completedSteps(let runID):
-            (sql.completedSteps, texts(runID.pgText))
-        case .completedOutputs(let runID):
-            (sql.completedOutputs, texts(runID.pgText))
-        case .completedStepRunsForCompensation(let runID):
-            (sql.compensationOrder, texts(runID.pgText))
-        case .stepStatuses(let runID):
-            (sql.stepStatuses, texts(runID.pgText))
+        case .completedSteps:
+            (sql.lists.completedSteps, ListPaging.parameters(for: request))
+        case .completedOutputs:
+            (sql.lists.completedOutputs, ListPaging.parameters(for: request))
+        case .completedStepRunsForCompensation:
+            (sql.lists.compensationOrder, ListPaging.parameters(for: request))
+        case .stepStatuses:
+            (sql.lists.stepStatuses, ListPaging.parameters(for: request))
         case .beginAttempt(let stepRunID):
             (sql.beginAttempt, texts(UUID.v7().pgText, stepRunID.pgText))
         case .completeAttempt(let attemptID):
@@ -88,8 +88,8 @@ struct StoreOperations {
             (sql.attemptCount, texts(stepRunID.pgText))
         case .latestAttempt(let stepRunID):
             (sql.latestAttempt, texts(stepRunID.pgText))
-        case .listAttempts(let stepRunID):
-            (sql.listAttempts, texts(stepRunID.pgText))
+        case .listAttempts:
+            (sql.lists.listAttempts, ListPaging.parameters(for: request))
         case .purgeRun(let runID):
             (sql.purgeRun, texts(runID.pgText))
         case .transaction:
@@ -233,19 +233,8 @@ struct StoreOperations {
 
         case .getStepRun:
             return .foundStepRun(rows.count == 0 ? nil : try rows.stepRun(row: 0, from: 0))
-        case .completedSteps:
-            return .steps(try (0..<rows.count).map { (row) throws(StepRunError) in try rows.text(row, 0) })
-        case .completedOutputs:
-            return .outputs((0..<rows.count).map { rows.payload($0, 0) ?? .empty })
-        case .completedStepRunsForCompensation:
-            return .stepRuns(try (0..<rows.count).map { (row) throws(StepRunError) in try rows.stepRun(row: row, from: 0) })
-        case .stepStatuses:
-            var statuses: [String: StepStatus] = [:]
-            statuses.reserveCapacity(rows.count)
-            for row in 0..<rows.count {
-                statuses[try rows.text(row, 0)] = try rows.status(row, 1)
-            }
-            return .statuses(statuses)
+        case .completedSteps, .completedOutputs, .completedStepRunsForCompensation, .stepStatuses, .listAttempts:
+            return try ListPaging.decode(request, rows)
 
         case .beginAttempt(let stepRunID):
             guard rows.count == 1 else { throw missingStepRun(stepRunID) }
@@ -268,11 +257,6 @@ struct StoreOperations {
         case .latestAttempt(let stepRunID):
             guard rows.count == 1 else { throw missingStepRun(stepRunID) }
             return .latestAttempt(rows[0, 0] == nil ? nil : try rows.attempt(row: 0, from: 0))
-        case .listAttempts(let stepRunID):
-            guard rows.count >= 1 else { throw missingStepRun(stepRunID) }
-            if rows.count == 1 && rows[0, 0] == nil { return .attempts([]) }
-            return .attempts(try (0..<rows.count).map { (row) throws(StepRunError) in try rows.attempt(row: row, from: 0) })
-
         case .purgeRun:
             return .purged(PurgeCounts(stepRuns: try rows.int(0, 0), attempts: try rows.int(0, 1)))
         case .transaction:

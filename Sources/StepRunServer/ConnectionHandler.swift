@@ -26,6 +26,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var logger: Logger
     private var context: ChannelHandlerContext?
     private var handshaken = false
+    /// The protocol version the client's Hello named (one this server speaks).
+    private var protocolVersion = WireProtocol.oldestVersion
     private var draining = false
     private var counted = false
     /// Requests being worked on, by an internal slot number (client ids may repeat after an answer).
@@ -191,7 +193,11 @@ final class ConnectionHandler: ChannelInboundHandler {
                 let task = Task { completion(.success(.health(await server.health(deadline)))) }
                 return StoreCallHandle { task.cancel() }
             }
-        case .store(let request):
+        case .store(let call):
+            // A list is cut into pages that fit one answer; a version 1 caller that sent no paging
+            // field gets the whole list or an error telling it to page (docs/PROTOCOL.md §6).
+            let budget = max(1, server.configuration.maxFrameBytes - WireProtocol.listEnvelopeBytes)
+            let request = call.served(maxBytes: budget, pagedConnection: protocolVersion >= WireProtocol.pagingVersion)
             start(frame, operation: request.operationName, writes: !request.isReadOnly, context: context) { server, deadline, completion in
                 server.store.start(request, deadline: deadline, mayBlockCaller: last) { completion($0.map(Reply.store)) }
             }
@@ -235,9 +241,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             refuse(frame.id, .failedPrecondition("the first frame must be a Hello"))
             return
         }
-        guard hello.protocolVersion == WireProtocol.version else {
+        guard (WireProtocol.oldestVersion...WireProtocol.version).contains(hello.protocolVersion) else {
             refuse(frame.id, .failedPrecondition(
-                "protocol version \(hello.protocolVersion) is not supported; this server speaks version \(WireProtocol.version)"))
+                "protocol version \(hello.protocolVersion) is not supported; this server speaks versions \(WireProtocol.oldestVersion) to \(WireProtocol.version)"))
             return
         }
         if transport == .tcp, !server.configuration.allowInsecureTCP {
@@ -247,10 +253,13 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         handshaken = true
+        protocolVersion = hello.protocolVersion
         handshakeTimer?.cancel()
         logger[metadataKey: "client"] = "\(hello.clientName)"
         logger.debug("handshake complete")
-        send(ResponseFrame(id: frame.id, outcome: .success(.hello(server.helloReply))))
+        var reply = server.helloReply
+        reply.protocolVersion = protocolVersion
+        send(ResponseFrame(id: frame.id, outcome: .success(.hello(reply))))
     }
 
     private func refuse(_ id: UInt64, _ error: StepRunError) {

@@ -41,14 +41,21 @@ extension FieldReader {
             let body = try required(r.get_step_run, "get_step_run").pointee
             return .store(.getStepRun(runID: try uuid(body.run_id, "run_id"), step: try text(body.step, "step")))
         case STEPRUN__V1__REQUEST__CALL_COMPLETED_STEPS:
-            return .store(.completedSteps(runID: try uuid(required(r.completed_steps, "completed_steps").pointee.run_id, "run_id")))
+            let body = try required(r.completed_steps, "completed_steps").pointee
+            let runID = try uuid(body.run_id, "run_id")
+            return .store(.completedSteps(runID: runID, page: try page(body, list: .completedSteps, scope: runID)))
         case STEPRUN__V1__REQUEST__CALL_COMPLETED_OUTPUTS:
-            return .store(.completedOutputs(runID: try uuid(required(r.completed_outputs, "completed_outputs").pointee.run_id, "run_id")))
+            let body = try required(r.completed_outputs, "completed_outputs").pointee
+            let runID = try uuid(body.run_id, "run_id")
+            return .store(.completedOutputs(runID: runID, page: try page(body, list: .completedOutputs, scope: runID)))
         case STEPRUN__V1__REQUEST__CALL_COMPLETED_STEP_RUNS_FOR_COMPENSATION:
-            let body = try required(r.completed_step_runs_for_compensation, "completed_step_runs_for_compensation")
-            return .store(.completedStepRunsForCompensation(runID: try uuid(body.pointee.run_id, "run_id")))
+            let body = try required(r.completed_step_runs_for_compensation, "completed_step_runs_for_compensation").pointee
+            let runID = try uuid(body.run_id, "run_id")
+            return .store(.completedStepRunsForCompensation(runID: runID, page: try page(body, list: .compensation, scope: runID)))
         case STEPRUN__V1__REQUEST__CALL_STEP_STATUSES:
-            return .store(.stepStatuses(runID: try uuid(required(r.step_statuses, "step_statuses").pointee.run_id, "run_id")))
+            let body = try required(r.step_statuses, "step_statuses").pointee
+            let runID = try uuid(body.run_id, "run_id")
+            return .store(.stepStatuses(runID: runID, page: try page(body, list: .stepStatuses, scope: runID)))
         case STEPRUN__V1__REQUEST__CALL_BEGIN_ATTEMPT:
             return .store(.beginAttempt(stepRunID: try uuid(required(r.begin_attempt, "begin_attempt").pointee.step_run_id, "step_run_id")))
         case STEPRUN__V1__REQUEST__CALL_COMPLETE_ATTEMPT:
@@ -60,7 +67,9 @@ extension FieldReader {
         case STEPRUN__V1__REQUEST__CALL_LATEST_ATTEMPT:
             return .store(.latestAttempt(stepRunID: try uuid(required(r.latest_attempt, "latest_attempt").pointee.step_run_id, "step_run_id")))
         case STEPRUN__V1__REQUEST__CALL_LIST_ATTEMPTS:
-            return .store(.listAttempts(stepRunID: try uuid(required(r.list_attempts, "list_attempts").pointee.step_run_id, "step_run_id")))
+            let body = try required(r.list_attempts, "list_attempts").pointee
+            let stepRunID = try uuid(body.step_run_id, "step_run_id")
+            return .store(.listAttempts(stepRunID: stepRunID, page: try page(body, list: .attempts, scope: stepRunID)))
         case STEPRUN__V1__REQUEST__CALL_PURGE_RUN:
             return .store(.purgeRun(runID: try uuid(required(r.purge_run, "purge_run").pointee.run_id, "run_id")))
         case STEPRUN__V1__REQUEST__CALL_TRANSACTION:

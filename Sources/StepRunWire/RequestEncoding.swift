@@ -63,19 +63,19 @@ extension EncodeArena {
         case let .getStepRun(runID, step):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_GET_STEP_RUN
             message.pointee.get_step_run = getStepRun(runID, step)
-        case .completedSteps(let runID):
+        case .completedSteps(let runID, let page):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_COMPLETED_STEPS
-            message.pointee.completed_steps = runOnly(runID, steprun__v1__completed_steps_request__init, \.run_id)
-        case .completedOutputs(let runID):
+            message.pointee.completed_steps = listRequest(runID, page, steprun__v1__completed_steps_request__init, \.run_id)
+        case .completedOutputs(let runID, let page):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_COMPLETED_OUTPUTS
-            message.pointee.completed_outputs = runOnly(runID, steprun__v1__completed_outputs_request__init, \.run_id)
-        case .completedStepRunsForCompensation(let runID):
+            message.pointee.completed_outputs = listRequest(runID, page, steprun__v1__completed_outputs_request__init, \.run_id)
+        case .completedStepRunsForCompensation(let runID, let page):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_COMPLETED_STEP_RUNS_FOR_COMPENSATION
             message.pointee.completed_step_runs_for_compensation =
-                runOnly(runID, steprun__v1__completed_step_runs_for_compensation_request__init, \.run_id)
-        case .stepStatuses(let runID):
+                listRequest(runID, page, steprun__v1__completed_step_runs_for_compensation_request__init, \.run_id)
+        case .stepStatuses(let runID, let page):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_STEP_STATUSES
-            message.pointee.step_statuses = runOnly(runID, steprun__v1__step_statuses_request__init, \.run_id)
+            message.pointee.step_statuses = listRequest(runID, page, steprun__v1__step_statuses_request__init, \.run_id)
         case .beginAttempt(let id):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_BEGIN_ATTEMPT
             message.pointee.begin_attempt = runOnly(id, steprun__v1__begin_attempt_request__init, \.step_run_id)
@@ -94,9 +94,9 @@ extension EncodeArena {
         case .latestAttempt(let id):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_LATEST_ATTEMPT
             message.pointee.latest_attempt = runOnly(id, steprun__v1__latest_attempt_request__init, \.step_run_id)
-        case .listAttempts(let id):
+        case .listAttempts(let id, let page):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_LIST_ATTEMPTS
-            message.pointee.list_attempts = runOnly(id, steprun__v1__list_attempts_request__init, \.step_run_id)
+            message.pointee.list_attempts = listRequest(id, page, steprun__v1__list_attempts_request__init, \.step_run_id)
         case .purgeRun(let runID):
             message.pointee.call_case = STEPRUN__V1__REQUEST__CALL_PURGE_RUN
             message.pointee.purge_run = runOnly(runID, steprun__v1__purge_run_request__init, \.run_id)

@@ -40,7 +40,8 @@ extension FieldReader {
             }))
         case STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEPS:
             let body = try required(r.completed_steps, "completed_steps").pointee
-            return .store(.steps(try texts(body.steps, count: body.n_steps, "completed_steps.steps")))
+            return .store(.steps(try texts(body.steps, count: body.n_steps, "completed_steps.steps"),
+                                 next: try nextToken(body, "completed_steps.next_page_token")))
         case STEPRUN__V1__RESPONSE__RESULT_COMPLETED_OUTPUTS:
             let body = try required(r.completed_outputs, "completed_outputs").pointee
             var outputs: [JSONPayload] = []
@@ -48,7 +49,7 @@ extension FieldReader {
             for index in 0..<body.n_outputs {
                 outputs.append(try jsonOrEmpty(body.outputs[index], "completed_outputs.outputs[\(index)]"))
             }
-            return .store(.outputs(outputs))
+            return .store(.outputs(outputs, next: try nextToken(body, "completed_outputs.next_page_token")))
         case STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEP_RUNS_FOR_COMPENSATION:
             let body = try required(r.completed_step_runs_for_compensation, "completed_step_runs_for_compensation").pointee
             var stepRuns: [StepRun] = []
@@ -57,7 +58,7 @@ extension FieldReader {
                 let reader = element("completed_step_runs_for_compensation.step_runs", index)
                 stepRuns.append(try reader.stepRun(reader.present(body.step_runs[index])))
             }
-            return .store(.stepRuns(stepRuns))
+            return .store(.stepRuns(stepRuns, next: try nextToken(body, "completed_step_runs_for_compensation.next_page_token")))
         case STEPRUN__V1__RESPONSE__RESULT_STEP_STATUSES:
             let body = try required(r.step_statuses, "step_statuses").pointee
             var statuses: [String: StepStatus] = [:]
@@ -67,7 +68,7 @@ extension FieldReader {
                 let entry = try reader.present(body.statuses[index]).pointee
                 statuses[try reader.text(entry.step, "step")] = try reader.stepStatus(entry.status, "status")
             }
-            return .store(.statuses(statuses))
+            return .store(.statuses(statuses, next: try nextToken(body, "step_statuses.next_page_token")))
         case STEPRUN__V1__RESPONSE__RESULT_ATTEMPT: return .store(try attemptResult(required(r.attempt, "attempt")))
         case STEPRUN__V1__RESPONSE__RESULT_ATTEMPT_COUNT:
             let body = try required(r.attempt_count, "attempt_count").pointee
@@ -85,7 +86,7 @@ extension FieldReader {
                 let reader = element("list_attempts.attempts", index)
                 attempts.append(try reader.stepAttempt(reader.present(body.attempts[index])))
             }
-            return .store(.attempts(attempts))
+            return .store(.attempts(attempts, next: try nextToken(body, "list_attempts.next_page_token")))
         case STEPRUN__V1__RESPONSE__RESULT_PURGE_RUN:
             let body = try required(r.purge_run, "purge_run").pointee
             return .store(.purged(PurgeCounts(

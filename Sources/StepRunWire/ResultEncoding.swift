@@ -52,13 +52,14 @@ extension EncodeArena {
             body.pointee.step_run = stepRun.map(self.stepRun)
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_GET_STEP_RUN
             message.pointee.get_step_run = body
-        case .steps(let names):
+        case .steps(let names, let next):
             let body = self.message(steprun__v1__completed_steps_result__init)
             body.pointee.n_steps = names.count
             body.pointee.steps = texts(names)
+            setNext(next, on: body)
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEPS
             message.pointee.completed_steps = body
-        case .outputs(let outputs):
+        case .outputs(let outputs, let next):
             let body = self.message(steprun__v1__completed_outputs_result__init)
             let values = binaries(count: outputs.count)
             for (index, output) in outputs.enumerated() {
@@ -66,9 +67,10 @@ extension EncodeArena {
             }
             body.pointee.n_outputs = outputs.count
             body.pointee.outputs = values
+            setNext(next, on: body)
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_OUTPUTS
             message.pointee.completed_outputs = body
-        case .stepRuns(let stepRuns):
+        case .stepRuns(let stepRuns, let next):
             let body = self.message(steprun__v1__completed_step_runs_for_compensation_result__init)
             let list = pointers(to: Steprun__V1__StepRun.self, count: stepRuns.count)
             for (index, stepRun) in stepRuns.enumerated() {
@@ -76,11 +78,13 @@ extension EncodeArena {
             }
             body.pointee.n_step_runs = stepRuns.count
             body.pointee.step_runs = list
+            setNext(next, on: body)
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEP_RUNS_FOR_COMPENSATION
             message.pointee.completed_step_runs_for_compensation = body
-        case .statuses(let statuses):
-            // Sorted so the same statuses always encode to the same bytes.
-            let sorted = statuses.sorted { $0.key < $1.key }
+        case .statuses(let statuses, let next):
+            // In byte order, the order of the pages (docs/PROTOCOL.md §6), so the same statuses always
+            // encode to the same bytes.
+            let sorted = statuses.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             let body = self.message(steprun__v1__step_statuses_result__init)
             let list = pointers(to: Steprun__V1__StepStatusEntry.self, count: sorted.count)
             for (index, (step, status)) in sorted.enumerated() {
@@ -91,6 +95,7 @@ extension EncodeArena {
             }
             body.pointee.n_statuses = sorted.count
             body.pointee.statuses = list
+            setNext(next, on: body)
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_STEP_STATUSES
             message.pointee.step_statuses = body
         case .attempt(let attempt):
@@ -106,7 +111,7 @@ extension EncodeArena {
             body.pointee.attempt = attempt.map(stepAttempt)
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_LATEST_ATTEMPT
             message.pointee.latest_attempt = body
-        case .attempts(let attempts):
+        case .attempts(let attempts, let next):
             let body = self.message(steprun__v1__list_attempts_result__init)
             let list = pointers(to: Steprun__V1__StepAttempt.self, count: attempts.count)
             for (index, attempt) in attempts.enumerated() {
@@ -114,6 +119,7 @@ extension EncodeArena {
             }
             body.pointee.n_attempts = attempts.count
             body.pointee.attempts = list
+            setNext(next, on: body)
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_LIST_ATTEMPTS
             message.pointee.list_attempts = body
         case .purged(let counts):

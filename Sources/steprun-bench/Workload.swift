@@ -237,7 +237,7 @@ struct ReadMix: Workload {
         switch outcome {
         case .success(.foundStepRun(let stepRun?)) where stepRun.status == .completed:
             return nil
-        case .success(.statuses(let statuses)) where statuses.count == dataset.steps.count:
+        case .success(.statuses(let statuses, nil)) where statuses.count == dataset.steps.count:
             return nil
         default:
             return unexpected(outcome, "a prepared step run or all its statuses")

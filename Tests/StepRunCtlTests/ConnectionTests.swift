@@ -144,7 +144,7 @@ struct HealthTests {
         #expect(object["serving"] as? Bool == true)
         #expect((object["database_latency_us"] as? Int).map { $0 >= 0 } == true)
         #expect((object["server"] as? String)?.hasPrefix("steprund ") == true)
-        #expect(object["protocol_version"] as? Int == 1)
+        #expect(object["protocol_version"] as? Int == 2)
         #expect(object["max_frame_bytes"] as? Int == 8_388_608)
         #expect(object["max_in_flight"] as? Int == 128)
     }

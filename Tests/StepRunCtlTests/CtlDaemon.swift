@@ -44,6 +44,18 @@ struct CtlDaemon: Sendable {
         try await start(repository: try await repository.value, databaseReachable: false)
     }
 
+    private static let startedWithSmallFrames = Task<CtlDaemon, any Error> {
+        try await start(repository: try await repository.value, databaseReachable: true, maxFrameBytes: smallFrameBytes)
+    }
+
+    /// The max frame of `withSmallFrames()`: 64 KiB, so a few modest outputs outgrow one response.
+    static let smallFrameBytes = 64 << 10
+
+    /// A daemon whose responses are at most `smallFrameBytes`, for lists that take several pages.
+    static func withSmallFrames() async throws -> CtlDaemon {
+        try await startedWithSmallFrames.value
+    }
+
     /// The daemon shared by the suite; tests isolate themselves with fresh run ids.
     static func shared() async throws -> CtlDaemon {
         try await started.value
@@ -54,7 +66,9 @@ struct CtlDaemon: Sendable {
         try await startedWithoutDatabase.value
     }
 
-    private static func start(repository: StepRunRepository, databaseReachable: Bool) async throws -> CtlDaemon {
+    private static func start(
+        repository: StepRunRepository, databaseReachable: Bool, maxFrameBytes: Int = 4 << 20
+    ) async throws -> CtlDaemon {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steprunctl-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let unixPath = directory.appendingPathComponent("steprund.sock").path
@@ -64,7 +78,9 @@ struct CtlDaemon: Sendable {
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokenFile)
 
         let server = StepRunServer(
-            configuration: ServerConfiguration(unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token),
+            configuration: ServerConfiguration(
+                unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token, maxFrameBytes: maxFrameBytes,
+                storeLimits: StoreLimits(maxPayloadBytes: min(1 << 20, maxFrameBytes / 2))),
             store: repository,
             health: { deadline in
                 guard databaseReachable else {

@@ -51,9 +51,14 @@ struct BadInputCatalogueTests {
         frame(Proto.int(1, id) + Proto.bytes(30, Proto.bytes(1, Array(stepRunID.bytes)) + Proto.bytes(2, Array(output.utf8))))
     }
 
+    /// completed_outputs of `runID` (Request field 42) with a page token.
+    static func pagedList(_ id: UInt64, token: [UInt8]) -> [UInt8] {
+        frame(Proto.int(1, id) + Proto.bytes(42, Proto.bytes(1, uuid) + Proto.bytes(3, token)))
+    }
+
     static let rows: [Row] = [
         Row(name: "request before Hello", phase: .beforeHello(.unix), bytes: { _ in encoded(RequestFrame(id: 5, call: .store(.stepStatuses(runID: runID)))) }, id: 5, code: .failedPrecondition, staysOpen: false),
-        Row(name: "wrong protocol version", phase: .beforeHello(.unix), bytes: { _ in encoded(RequestFrame(id: 6, call: .hello(Hello(protocolVersion: 2, clientName: "x", token: nil)))) }, id: 6, code: .failedPrecondition, staysOpen: false),
+        Row(name: "wrong protocol version", phase: .beforeHello(.unix), bytes: { _ in encoded(RequestFrame(id: 6, call: .hello(Hello(protocolVersion: 99, clientName: "x", token: nil)))) }, id: 6, code: .failedPrecondition, staysOpen: false),
         Row(name: "TCP Hello without token", phase: .beforeHello(.tcp), bytes: { _ in encoded(RequestFrame(id: 7, call: .hello(Hello(clientName: "x", token: nil)))) }, id: 7, code: .unauthenticated, staysOpen: false),
         Row(name: "TCP Hello with a wrong token", phase: .beforeHello(.tcp), bytes: { d in encoded(RequestFrame(id: 8, call: .hello(Hello(clientName: "x", token: d.token + "x")))) }, id: 8, code: .unauthenticated, staysOpen: false),
         Row(name: "non-protobuf bytes before Hello", phase: .beforeHello(.unix), bytes: { _ in frame([0xFF, 0xFE, 0xFD, 0xFC]) }, id: 0, code: .invalidArgument, staysOpen: false),
@@ -89,6 +94,10 @@ struct BadInputCatalogueTests {
         Row(name: "payload under the limit that grows past it when stored", phase: .afterHello, bytes: { _ in begin(65, input: #"{"a":["# + Array(repeating: "1", count: 524_284).joined(separator: ",") + "]}") }, id: 65, code: .invalidArgument, field: "input", staysOpen: true),
         Row(name: "transaction whose operation 2 has a payload that is not an object", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 120, call: .store(.transaction([.beginStep(runID: runID, step: "t0", input: .empty, recovery: nil), .beginStep(runID: runID, step: "t1", input: .empty, recovery: nil), .beginStep(runID: runID, step: "t2", input: JSONPayload(trustedText: "[1]"), recovery: nil)])))) }, id: 120, code: .invalidArgument, field: "operations[2].input", staysOpen: true),
         Row(name: "read inside a transaction", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 40, call: .store(.transaction([.completedSteps(runID: runID)])))) }, id: 40, code: .invalidArgument, staysOpen: true),
+        Row(name: "page token that is not one", phase: .afterHello, bytes: { _ in pagedList(41, token: [1, 2, 3]) }, id: 41, code: .invalidArgument, field: "page_token", staysOpen: true),
+        Row(name: "page token of another list", phase: .afterHello, bytes: { _ in pagedList(42, token: PageToken(list: .stepStatuses, scope: runID, cursor: .step("a")).bytes) }, id: 42, code: .invalidArgument, field: "page_token", staysOpen: true),
+        Row(name: "page token of another run", phase: .afterHello, bytes: { _ in pagedList(43, token: PageToken(list: .completedOutputs, scope: UUID(), cursor: .timeKey(time: 1, insertedAt: 1, id: UUID())).bytes) }, id: 43, code: .invalidArgument, field: "page_token", staysOpen: true),
+        Row(name: "page token with a time the store cannot hold", phase: .afterHello, bytes: { _ in pagedList(44, token: PageToken(list: .completedOutputs, scope: runID, cursor: .timeKey(time: .max, insertedAt: 1, id: UUID())).bytes) }, id: 44, code: .invalidArgument, field: "page_token", staysOpen: true),
     ]
 
     @Test("at least 25 kinds of bad input are catalogued")

@@ -13,7 +13,7 @@ struct OperationsTests {
         let runID = UUID()
 
         let hello = try await client.connect()
-        #expect(hello.protocolVersion == 1)
+        #expect(hello.protocolVersion == 2)
         #expect(hello.maxPayloadBytes == 1 << 20)
 
         // 1–4: claiming and scheduling

@@ -318,9 +318,9 @@ struct GroupCommitTests {
         let before = pool.statistics.groupCommits
         let outcomes = try await whileBlocked(pool, waiting: calls.count) { await performAll(store, calls) }
         #expect(pool.statistics.groupCommits == before + 1)
-        guard case .success(.statuses(let statuses)) = outcomes["read-statuses"],
+        guard case .success(.statuses(let statuses, nil)) = outcomes["read-statuses"],
             case .success(.foundStepRun(let found?)) = outcomes["read-new"],
-            case .success(.steps(let completed)) = outcomes["read-completed"],
+            case .success(.steps(let completed, nil)) = outcomes["read-completed"],
             case .success(.foundStepRun(nil)) = outcomes["read-missing"],
             case .failure(.notFound) = outcomes["read-attempts"],
             case .success(.begin(let claimed, .execute)) = outcomes["claim"]

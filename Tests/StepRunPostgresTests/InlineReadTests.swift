@@ -297,7 +297,7 @@ struct InlineReadTests {
                                 return "\(step) read back as \(String(describing: found?.status))"
                             }
                             let statuses = await self.started(store, .stepStatuses(runID: runID))
-                            guard case .success(.statuses(let all)) = statuses, all[step] == .completed else {
+                            guard case .success(.statuses(let all, _)) = statuses, all[step] == .completed else {
                                 return "\(step) missing from \(statuses)"
                             }
                         }

@@ -301,7 +301,7 @@ import Testing
         writer.int(1, 5)
         writer.bytes(88, [])
         #expect(throws: WireDecodingError(requestID: 5, error: .unimplemented(
-            "unknown result (Response field 88); this client speaks protocol version 1"))
+            "unknown result (Response field 88); this client speaks protocol version 2"))
         ) {
             try WireCodec.decodeResponse(ByteBuffer(bytes: writer.bytes))
         }

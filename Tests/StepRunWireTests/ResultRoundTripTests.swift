@@ -73,7 +73,7 @@ import Testing
         let decoded = try Wire.roundTrip(ResponseFrame(id: 1, outcome: .success(.store(.stepRuns([
             Fixture.bareStepRun, Fixture.emptyObjectsStepRun,
         ])))))
-        guard case .success(.store(.stepRuns(let stepRuns))) = decoded.outcome, stepRuns.count == 2 else {
+        guard case .success(.store(.stepRuns(let stepRuns, nil))) = decoded.outcome, stepRuns.count == 2 else {
             Issue.record("unexpected \(decoded)")
             return
         }

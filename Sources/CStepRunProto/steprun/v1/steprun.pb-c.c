@@ -3982,7 +3982,7 @@ const ProtobufCMessageDescriptor steprun__v1__get_step_run_request__descriptor =
   (ProtobufCMessageInit) steprun__v1__get_step_run_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__completed_steps_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__completed_steps_request__field_descriptors[3] =
 {
   {
     "run_id",
@@ -3996,14 +3996,40 @@ static const ProtobufCFieldDescriptor steprun__v1__completed_steps_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedStepsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedStepsRequest, page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__completed_steps_request__field_indices_by_name[] = {
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
   0,   /* field[0] = run_id */
 };
 static const ProtobufCIntRange steprun__v1__completed_steps_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor steprun__v1__completed_steps_request__descriptor =
 {
@@ -4013,14 +4039,14 @@ const ProtobufCMessageDescriptor steprun__v1__completed_steps_request__descripto
   "Steprun__V1__CompletedStepsRequest",
   "steprun.v1",
   sizeof(Steprun__V1__CompletedStepsRequest),
-  1,
+  3,
   steprun__v1__completed_steps_request__field_descriptors,
   steprun__v1__completed_steps_request__field_indices_by_name,
   1,  steprun__v1__completed_steps_request__number_ranges,
   (ProtobufCMessageInit) steprun__v1__completed_steps_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__completed_outputs_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__completed_outputs_request__field_descriptors[3] =
 {
   {
     "run_id",
@@ -4034,14 +4060,40 @@ static const ProtobufCFieldDescriptor steprun__v1__completed_outputs_request__fi
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedOutputsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedOutputsRequest, page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__completed_outputs_request__field_indices_by_name[] = {
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
   0,   /* field[0] = run_id */
 };
 static const ProtobufCIntRange steprun__v1__completed_outputs_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor steprun__v1__completed_outputs_request__descriptor =
 {
@@ -4051,14 +4103,14 @@ const ProtobufCMessageDescriptor steprun__v1__completed_outputs_request__descrip
   "Steprun__V1__CompletedOutputsRequest",
   "steprun.v1",
   sizeof(Steprun__V1__CompletedOutputsRequest),
-  1,
+  3,
   steprun__v1__completed_outputs_request__field_descriptors,
   steprun__v1__completed_outputs_request__field_indices_by_name,
   1,  steprun__v1__completed_outputs_request__number_ranges,
   (ProtobufCMessageInit) steprun__v1__completed_outputs_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__completed_step_runs_for_compensation_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__completed_step_runs_for_compensation_request__field_descriptors[3] =
 {
   {
     "run_id",
@@ -4072,14 +4124,40 @@ static const ProtobufCFieldDescriptor steprun__v1__completed_step_runs_for_compe
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedStepRunsForCompensationRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedStepRunsForCompensationRequest, page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__completed_step_runs_for_compensation_request__field_indices_by_name[] = {
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
   0,   /* field[0] = run_id */
 };
 static const ProtobufCIntRange steprun__v1__completed_step_runs_for_compensation_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor steprun__v1__completed_step_runs_for_compensation_request__descriptor =
 {
@@ -4089,14 +4167,14 @@ const ProtobufCMessageDescriptor steprun__v1__completed_step_runs_for_compensati
   "Steprun__V1__CompletedStepRunsForCompensationRequest",
   "steprun.v1",
   sizeof(Steprun__V1__CompletedStepRunsForCompensationRequest),
-  1,
+  3,
   steprun__v1__completed_step_runs_for_compensation_request__field_descriptors,
   steprun__v1__completed_step_runs_for_compensation_request__field_indices_by_name,
   1,  steprun__v1__completed_step_runs_for_compensation_request__number_ranges,
   (ProtobufCMessageInit) steprun__v1__completed_step_runs_for_compensation_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__step_statuses_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__step_statuses_request__field_descriptors[3] =
 {
   {
     "run_id",
@@ -4110,14 +4188,40 @@ static const ProtobufCFieldDescriptor steprun__v1__step_statuses_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__StepStatusesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__StepStatusesRequest, page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__step_statuses_request__field_indices_by_name[] = {
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
   0,   /* field[0] = run_id */
 };
 static const ProtobufCIntRange steprun__v1__step_statuses_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor steprun__v1__step_statuses_request__descriptor =
 {
@@ -4127,7 +4231,7 @@ const ProtobufCMessageDescriptor steprun__v1__step_statuses_request__descriptor 
   "Steprun__V1__StepStatusesRequest",
   "steprun.v1",
   sizeof(Steprun__V1__StepStatusesRequest),
-  1,
+  3,
   steprun__v1__step_statuses_request__field_descriptors,
   steprun__v1__step_statuses_request__field_indices_by_name,
   1,  steprun__v1__step_statuses_request__number_ranges,
@@ -4414,7 +4518,7 @@ const ProtobufCMessageDescriptor steprun__v1__latest_attempt_request__descriptor
   (ProtobufCMessageInit) steprun__v1__latest_attempt_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__list_attempts_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__list_attempts_request__field_descriptors[3] =
 {
   {
     "step_run_id",
@@ -4428,14 +4532,40 @@ static const ProtobufCFieldDescriptor steprun__v1__list_attempts_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__ListAttemptsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__ListAttemptsRequest, page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__list_attempts_request__field_indices_by_name[] = {
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
   0,   /* field[0] = step_run_id */
 };
 static const ProtobufCIntRange steprun__v1__list_attempts_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor steprun__v1__list_attempts_request__descriptor =
 {
@@ -4445,7 +4575,7 @@ const ProtobufCMessageDescriptor steprun__v1__list_attempts_request__descriptor 
   "Steprun__V1__ListAttemptsRequest",
   "steprun.v1",
   sizeof(Steprun__V1__ListAttemptsRequest),
-  1,
+  3,
   steprun__v1__list_attempts_request__field_descriptors,
   steprun__v1__list_attempts_request__field_indices_by_name,
   1,  steprun__v1__list_attempts_request__number_ranges,
@@ -5004,7 +5134,7 @@ const ProtobufCMessageDescriptor steprun__v1__get_step_run_result__descriptor =
   (ProtobufCMessageInit) steprun__v1__get_step_run_result__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__completed_steps_result__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__completed_steps_result__field_descriptors[2] =
 {
   {
     "steps",
@@ -5018,14 +5148,27 @@ static const ProtobufCFieldDescriptor steprun__v1__completed_steps_result__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedStepsResult, next_page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__completed_steps_result__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
   0,   /* field[0] = steps */
 };
 static const ProtobufCIntRange steprun__v1__completed_steps_result__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor steprun__v1__completed_steps_result__descriptor =
 {
@@ -5035,14 +5178,14 @@ const ProtobufCMessageDescriptor steprun__v1__completed_steps_result__descriptor
   "Steprun__V1__CompletedStepsResult",
   "steprun.v1",
   sizeof(Steprun__V1__CompletedStepsResult),
-  1,
+  2,
   steprun__v1__completed_steps_result__field_descriptors,
   steprun__v1__completed_steps_result__field_indices_by_name,
   1,  steprun__v1__completed_steps_result__number_ranges,
   (ProtobufCMessageInit) steprun__v1__completed_steps_result__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__completed_outputs_result__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__completed_outputs_result__field_descriptors[2] =
 {
   {
     "outputs",
@@ -5056,14 +5199,27 @@ static const ProtobufCFieldDescriptor steprun__v1__completed_outputs_result__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedOutputsResult, next_page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__completed_outputs_result__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
   0,   /* field[0] = outputs */
 };
 static const ProtobufCIntRange steprun__v1__completed_outputs_result__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor steprun__v1__completed_outputs_result__descriptor =
 {
@@ -5073,14 +5229,14 @@ const ProtobufCMessageDescriptor steprun__v1__completed_outputs_result__descript
   "Steprun__V1__CompletedOutputsResult",
   "steprun.v1",
   sizeof(Steprun__V1__CompletedOutputsResult),
-  1,
+  2,
   steprun__v1__completed_outputs_result__field_descriptors,
   steprun__v1__completed_outputs_result__field_indices_by_name,
   1,  steprun__v1__completed_outputs_result__number_ranges,
   (ProtobufCMessageInit) steprun__v1__completed_outputs_result__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__completed_step_runs_for_compensation_result__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__completed_step_runs_for_compensation_result__field_descriptors[2] =
 {
   {
     "step_runs",
@@ -5094,14 +5250,27 @@ static const ProtobufCFieldDescriptor steprun__v1__completed_step_runs_for_compe
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__CompletedStepRunsForCompensationResult, next_page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__completed_step_runs_for_compensation_result__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
   0,   /* field[0] = step_runs */
 };
 static const ProtobufCIntRange steprun__v1__completed_step_runs_for_compensation_result__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor steprun__v1__completed_step_runs_for_compensation_result__descriptor =
 {
@@ -5111,7 +5280,7 @@ const ProtobufCMessageDescriptor steprun__v1__completed_step_runs_for_compensati
   "Steprun__V1__CompletedStepRunsForCompensationResult",
   "steprun.v1",
   sizeof(Steprun__V1__CompletedStepRunsForCompensationResult),
-  1,
+  2,
   steprun__v1__completed_step_runs_for_compensation_result__field_descriptors,
   steprun__v1__completed_step_runs_for_compensation_result__field_indices_by_name,
   1,  steprun__v1__completed_step_runs_for_compensation_result__number_ranges,
@@ -5169,7 +5338,7 @@ const ProtobufCMessageDescriptor steprun__v1__step_status_entry__descriptor =
   (ProtobufCMessageInit) steprun__v1__step_status_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__step_statuses_result__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__step_statuses_result__field_descriptors[2] =
 {
   {
     "statuses",
@@ -5183,14 +5352,27 @@ static const ProtobufCFieldDescriptor steprun__v1__step_statuses_result__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__StepStatusesResult, next_page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__step_statuses_result__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
   0,   /* field[0] = statuses */
 };
 static const ProtobufCIntRange steprun__v1__step_statuses_result__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor steprun__v1__step_statuses_result__descriptor =
 {
@@ -5200,7 +5382,7 @@ const ProtobufCMessageDescriptor steprun__v1__step_statuses_result__descriptor =
   "Steprun__V1__StepStatusesResult",
   "steprun.v1",
   sizeof(Steprun__V1__StepStatusesResult),
-  1,
+  2,
   steprun__v1__step_statuses_result__field_descriptors,
   steprun__v1__step_statuses_result__field_indices_by_name,
   1,  steprun__v1__step_statuses_result__number_ranges,
@@ -5321,7 +5503,7 @@ const ProtobufCMessageDescriptor steprun__v1__latest_attempt_result__descriptor 
   (ProtobufCMessageInit) steprun__v1__latest_attempt_result__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor steprun__v1__list_attempts_result__field_descriptors[1] =
+static const ProtobufCFieldDescriptor steprun__v1__list_attempts_result__field_descriptors[2] =
 {
   {
     "attempts",
@@ -5335,14 +5517,27 @@ static const ProtobufCFieldDescriptor steprun__v1__list_attempts_result__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Steprun__V1__ListAttemptsResult, next_page_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned steprun__v1__list_attempts_result__field_indices_by_name[] = {
   0,   /* field[0] = attempts */
+  1,   /* field[1] = next_page_token */
 };
 static const ProtobufCIntRange steprun__v1__list_attempts_result__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor steprun__v1__list_attempts_result__descriptor =
 {
@@ -5352,7 +5547,7 @@ const ProtobufCMessageDescriptor steprun__v1__list_attempts_result__descriptor =
   "Steprun__V1__ListAttemptsResult",
   "steprun.v1",
   sizeof(Steprun__V1__ListAttemptsResult),
-  1,
+  2,
   steprun__v1__list_attempts_result__field_descriptors,
   steprun__v1__list_attempts_result__field_indices_by_name,
   1,  steprun__v1__list_attempts_result__number_ranges,

@@ -369,7 +369,7 @@ struct  Steprun__V1__Hello
 {
   ProtobufCMessage base;
   /*
-   * the client's protocol version; this file is version 1
+   * the client's protocol version: 1 or 2; this file is version 2 (2 = pages lists)
    */
   uint32_t protocol_version;
   /*
@@ -393,7 +393,7 @@ struct  Steprun__V1__HelloReply
 {
   ProtobufCMessage base;
   /*
-   * the server's protocol version
+   * the version this connection speaks: the one the client named in Hello
    */
   uint32_t protocol_version;
   /*
@@ -790,10 +790,17 @@ struct  Steprun__V1__CompletedStepsRequest
    * 16-byte UUID of the run
    */
   ProtobufCBinaryData run_id;
+  /*
+   * Paging (docs/PROTOCOL.md §6, "Lists and pages"). page_size: most elements wanted in this
+   * page, 0 = as many as fit one response (at most 1000 are sent either way). page_token: the
+   * next_page_token of the previous page of this same list, empty for the first page.
+   */
+  uint32_t page_size;
+  ProtobufCBinaryData page_token;
 };
 #define STEPRUN__V1__COMPLETED_STEPS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__completed_steps_request__descriptor) \
-    , {0,NULL} }
+    , {0,NULL}, 0, {0,NULL} }
 
 
 /*
@@ -806,10 +813,17 @@ struct  Steprun__V1__CompletedOutputsRequest
    * 16-byte UUID of the run
    */
   ProtobufCBinaryData run_id;
+  /*
+   * Paging (docs/PROTOCOL.md §6, "Lists and pages"). page_size: most elements wanted in this
+   * page, 0 = as many as fit one response (at most 1000 are sent either way). page_token: the
+   * next_page_token of the previous page of this same list, empty for the first page.
+   */
+  uint32_t page_size;
+  ProtobufCBinaryData page_token;
 };
 #define STEPRUN__V1__COMPLETED_OUTPUTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__completed_outputs_request__descriptor) \
-    , {0,NULL} }
+    , {0,NULL}, 0, {0,NULL} }
 
 
 /*
@@ -822,10 +836,17 @@ struct  Steprun__V1__CompletedStepRunsForCompensationRequest
    * 16-byte UUID of the run
    */
   ProtobufCBinaryData run_id;
+  /*
+   * Paging (docs/PROTOCOL.md §6, "Lists and pages"). page_size: most elements wanted in this
+   * page, 0 = as many as fit one response (at most 1000 are sent either way). page_token: the
+   * next_page_token of the previous page of this same list, empty for the first page.
+   */
+  uint32_t page_size;
+  ProtobufCBinaryData page_token;
 };
 #define STEPRUN__V1__COMPLETED_STEP_RUNS_FOR_COMPENSATION_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__completed_step_runs_for_compensation_request__descriptor) \
-    , {0,NULL} }
+    , {0,NULL}, 0, {0,NULL} }
 
 
 /*
@@ -838,10 +859,17 @@ struct  Steprun__V1__StepStatusesRequest
    * 16-byte UUID of the run
    */
   ProtobufCBinaryData run_id;
+  /*
+   * Paging (docs/PROTOCOL.md §6, "Lists and pages"). page_size: most elements wanted in this
+   * page, 0 = as many as fit one response (at most 1000 are sent either way). page_token: the
+   * next_page_token of the previous page of this same list, empty for the first page.
+   */
+  uint32_t page_size;
+  ProtobufCBinaryData page_token;
 };
 #define STEPRUN__V1__STEP_STATUSES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__step_statuses_request__descriptor) \
-    , {0,NULL} }
+    , {0,NULL}, 0, {0,NULL} }
 
 
 /*
@@ -972,10 +1000,17 @@ struct  Steprun__V1__ListAttemptsRequest
    * 16-byte UUID of the step run
    */
   ProtobufCBinaryData step_run_id;
+  /*
+   * Paging (docs/PROTOCOL.md §6, "Lists and pages"). page_size: most elements wanted in this
+   * page, 0 = as many as fit one response (at most 1000 are sent either way). page_token: the
+   * next_page_token of the previous page of this same list, empty for the first page.
+   */
+  uint32_t page_size;
+  ProtobufCBinaryData page_token;
 };
 #define STEPRUN__V1__LIST_ATTEMPTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__list_attempts_request__descriptor) \
-    , {0,NULL} }
+    , {0,NULL}, 0, {0,NULL} }
 
 
 /*
@@ -1178,10 +1213,14 @@ struct  Steprun__V1__CompletedStepsResult
    */
   size_t n_steps;
   ProtobufCBinaryData *steps;
+  /*
+   * pass as page_token to get the next page; empty = this was the last page
+   */
+  ProtobufCBinaryData next_page_token;
 };
 #define STEPRUN__V1__COMPLETED_STEPS_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__completed_steps_result__descriptor) \
-    , 0,NULL }
+    , 0,NULL, {0,NULL} }
 
 
 /*
@@ -1195,10 +1234,14 @@ struct  Steprun__V1__CompletedOutputsResult
    */
   size_t n_outputs;
   ProtobufCBinaryData *outputs;
+  /*
+   * pass as page_token to get the next page; empty = this was the last page
+   */
+  ProtobufCBinaryData next_page_token;
 };
 #define STEPRUN__V1__COMPLETED_OUTPUTS_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__completed_outputs_result__descriptor) \
-    , 0,NULL }
+    , 0,NULL, {0,NULL} }
 
 
 /*
@@ -1212,10 +1255,14 @@ struct  Steprun__V1__CompletedStepRunsForCompensationResult
    */
   size_t n_step_runs;
   Steprun__V1__StepRun **step_runs;
+  /*
+   * pass as page_token to get the next page; empty = this was the last page
+   */
+  ProtobufCBinaryData next_page_token;
 };
 #define STEPRUN__V1__COMPLETED_STEP_RUNS_FOR_COMPENSATION_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__completed_step_runs_for_compensation_result__descriptor) \
-    , 0,NULL }
+    , 0,NULL, {0,NULL} }
 
 
 /*
@@ -1245,14 +1292,18 @@ struct  Steprun__V1__StepStatusesResult
 {
   ProtobufCMessage base;
   /*
-   * one per persisted step, sorted by step name
+   * one per persisted step, by step name in byte order (UTF-8 bytes)
    */
   size_t n_statuses;
   Steprun__V1__StepStatusEntry **statuses;
+  /*
+   * pass as page_token to get the next page; empty = this was the last page
+   */
+  ProtobufCBinaryData next_page_token;
 };
 #define STEPRUN__V1__STEP_STATUSES_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__step_statuses_result__descriptor) \
-    , 0,NULL }
+    , 0,NULL, {0,NULL} }
 
 
 /*
@@ -1314,10 +1365,14 @@ struct  Steprun__V1__ListAttemptsResult
    */
   size_t n_attempts;
   Steprun__V1__StepAttempt **attempts;
+  /*
+   * pass as page_token to get the next page; empty = this was the last page
+   */
+  ProtobufCBinaryData next_page_token;
 };
 #define STEPRUN__V1__LIST_ATTEMPTS_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&steprun__v1__list_attempts_result__descriptor) \
-    , 0,NULL }
+    , 0,NULL, {0,NULL} }
 
 
 /*

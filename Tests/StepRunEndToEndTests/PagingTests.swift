@@ -1,0 +1,177 @@
+import Foundation
+import StepRunClient
+import StepRunCore
+import StepRunWire
+import Testing
+
+/// Reading large runs (SPEC.md): every list returns every element through the daemon, however
+/// many responses it takes. The daemon under test has its limits set here: 256 KiB frames, so a
+/// run of five 180 KiB outputs (900 KiB) is more than three responses.
+@Suite("Lists larger than one response")
+struct PagingTests {
+    static let maxFrameBytes = 256 << 10
+    static let outputBytes = 180 << 10
+
+    static func daemon() async throws -> TestDaemon {
+        try await TestDaemon.start(repository: TestDaemon.shared().repository) {
+            $0.maxFrameBytes = maxFrameBytes
+            $0.storeLimits.maxPayloadBytes = 200 << 10
+        }
+    }
+
+    /// A run of `count` completed steps, completed in reverse order of insertion, each with an
+    /// output of about `outputBytes`; returns the steps in completion order.
+    static func largeRun(_ client: StepRunClient, runID: UUID, count: Int = 5, outputBytes: Int = outputBytes) async throws -> [String] {
+        let steps = (0..<count).map { "step-\($0)" }
+        var ids: [String: UUID] = [:]
+        for step in steps {
+            ids[step] = try await client.beginStep(runID: runID, step: step).0.id
+        }
+        for step in steps.reversed() {
+            let output: JSONPayload = ["step": .string(step), "blob": .string(String(repeating: "x", count: outputBytes))]
+            try await client.completeStep(stepRunID: ids[step]!, output: output)
+        }
+        return steps.reversed()
+    }
+
+    @Test("completed_outputs of a run larger than two frames returns every output, in completion order")
+    func completedOutputsOfALargeRun() async throws {
+        let daemon = try await Self.daemon()
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        let order = try await Self.largeRun(client, runID: runID)
+
+        let outputs = try await client.completedOutputs(runID: runID)
+        let steps = try outputs.map { (output) throws -> JSONValue? in try output.object["step"] }
+        #expect(steps == order.map { .string($0) })
+        var pages = 0
+        for try await page in client.completedOutputsList(runID: runID).pages {
+            pages += 1
+            #expect(!page.elements.isEmpty)
+        }
+        #expect(pages >= 4, "900 KiB of outputs in 256 KiB frames takes at least four pages")
+        await client.close()
+    }
+
+    @Test("issue 20's run: five completed steps of 900 KiB each (two 2 MiB frames' worth) list whole, outputs and compensation")
+    func fiveStepsOf900KiB() async throws {
+        let daemon = try await TestDaemon.start(repository: TestDaemon.shared().repository) {
+            $0.maxFrameBytes = 2 << 20
+            $0.storeLimits.maxPayloadBytes = 1 << 20
+        }
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        let order = try await Self.largeRun(client, runID: runID, outputBytes: 900 << 10)
+
+        #expect(try await client.completedOutputs(runID: runID).count == order.count)
+        #expect(try await client.completedStepRunsForCompensation(runID: runID).map(\.step) == order.reversed())
+        await client.close()
+    }
+
+    @Test("completed_step_runs_for_compensation of a run larger than two frames returns every step run, newest first")
+    func compensationOfALargeRun() async throws {
+        let daemon = try await Self.daemon()
+        let client = daemon.client(.tcp)
+        let runID = UUID()
+        let order = try await Self.largeRun(client, runID: runID)
+
+        let stepRuns = try await client.completedStepRunsForCompensation(runID: runID)
+        #expect(stepRuns.map(\.step) == order.reversed())
+        #expect(stepRuns.allSatisfy { $0.output?.byteCount ?? 0 > Self.outputBytes })
+        await client.close()
+    }
+
+    @Test("pages forced small (page_size 1 to 3) give every completed step once, in completion order", arguments: [1, 2, 3])
+    func completedStepsInSmallPages(_ pageSize: Int) async throws {
+        let daemon = try await TestDaemon.shared()
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        let steps = (0..<7).map { "s\($0)" }
+        var ids: [UUID] = []
+        for step in steps { ids.append(try await client.beginStep(runID: runID, step: step).0.id) }
+        for id in ids.reversed() { try await client.completeStep(stepRunID: id, output: [:]) }
+
+        var pages: [[String]] = []
+        for try await page in client.completedStepsList(runID: runID, pageSize: pageSize).pages { pages.append(page.elements) }
+        #expect(pages.flatMap { $0 } == steps.reversed())
+        #expect(pages.dropLast().allSatisfy { $0.count == pageSize })
+        #expect(pages.count == (steps.count + pageSize - 1) / pageSize)
+        await client.close()
+    }
+
+    @Test("step_statuses in pages of 1 to 3 gives every step once, by name in byte order", arguments: [1, 2, 3])
+    func stepStatusesInSmallPages(_ pageSize: Int) async throws {
+        let daemon = try await TestDaemon.shared()
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        // Byte order differs from most collations: upper case before lower, "é" after "z".
+        let steps = ["b", "B", "a", "é", "z", "Z", "a-1", "ab"]
+        for step in steps { _ = try await client.scheduleStep(runID: runID, step: step) }
+
+        var seen: [String] = []
+        for try await entry in client.stepStatusesList(runID: runID, pageSize: pageSize) {
+            #expect(entry.status == .pending)
+            seen.append(entry.step)
+        }
+        #expect(seen == steps.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        #expect(try await client.stepStatuses(runID: runID).count == steps.count)
+        await client.close()
+    }
+
+    @Test("list_attempts in pages of 1 to 3 gives every attempt once, by number", arguments: [1, 2, 3])
+    func attemptsInSmallPages(_ pageSize: Int) async throws {
+        let daemon = try await TestDaemon.shared()
+        let client = daemon.client(.unix)
+        let (stepRun, _) = try await client.beginStep(runID: UUID(), step: "retried")
+        for _ in 0..<7 {
+            let attempt = try await client.beginAttempt(stepRunID: stepRun.id)
+            try await client.failAttempt(attemptID: attempt.id, error: ["n": .int(Int64(attempt.attemptNumber))])
+        }
+        let attempts = try await client.listAttemptsList(stepRunID: stepRun.id, pageSize: pageSize).collect()
+        #expect(attempts.map(\.attemptNumber) == Array(1...7))
+        await client.close()
+    }
+
+    @Test("list_attempts larger than one response returns every attempt")
+    func attemptsLargerThanAFrame() async throws {
+        let daemon = try await Self.daemon()
+        let client = daemon.client(.unix)
+        let (stepRun, _) = try await client.beginStep(runID: UUID(), step: "big-errors")
+        for _ in 0..<4 {
+            let attempt = try await client.beginAttempt(stepRunID: stepRun.id)
+            try await client.failAttempt(attemptID: attempt.id, error: ["blob": .string(String(repeating: "e", count: Self.outputBytes))])
+        }
+        let attempts = try await client.listAttempts(stepRunID: stepRun.id)
+        #expect(attempts.map(\.attemptNumber) == [1, 2, 3, 4])
+        await client.close()
+    }
+
+    @Test("a version 1 client gets the whole list when it fits one response, and FAILED_PRECONDITION page_required when not")
+    func versionOneClients() async throws {
+        let daemon = try await Self.daemon()
+        let client = daemon.client(.unix)
+        let small = UUID()
+        let (stepRun, _) = try await client.beginStep(runID: small, step: "only")
+        try await client.completeStep(stepRunID: stepRun.id, output: ["a": 1])
+        let large = UUID()
+        _ = try await Self.largeRun(client, runID: large)
+
+        var raw = try await RawConnection.connect(daemon, .unix)
+        try await raw.send(RequestFrame(id: 1, call: .hello(Hello(protocolVersion: 1, clientName: "v1", token: nil))))
+        guard case .success(.hello(let reply))? = try await raw.receive()?.outcome else { throw StepRunError.internal("handshake failed") }
+        #expect(reply.protocolVersion == 1)
+
+        try await raw.send(RequestFrame(id: 2, call: .store(.completedOutputs(runID: small))))
+        let whole = try await raw.receive()
+        guard case .success(.store(.outputs(let outputs, nil)))? = whole?.outcome else { throw StepRunError.internal("unexpected \(String(describing: whole))") }
+        #expect(outputs == [["a": 1]])
+
+        try await raw.send(RequestFrame(id: 3, call: .store(.completedOutputs(runID: large))))
+        let refused = try await raw.receive()
+        guard case .failure(let failure)? = refused?.outcome else { throw StepRunError.internal("unexpected \(String(describing: refused))") }
+        #expect(failure.code == .failedPrecondition)
+        #expect(failure.message.contains("page_required"))
+        await raw.close()
+        await client.close()
+    }
+}
