@@ -45,14 +45,14 @@ extension StoreResult {
         switch self {
         case .begin(let stepRun, _), .schedule(let stepRun, _), .stepRun(let stepRun): return run(stepRun)
         case .foundStepRun(let stepRun): return stepRun.map(run) ?? 64
-        case .scheduledSteps(let steps), .steps(let steps): return names(steps)
+        case .scheduledSteps(let steps), .steps(let steps, _): return names(steps) + 64
         case .deletedCount, .attemptCount, .purged: return 64
-        case .outputs(let outputs): return outputs.reduce(32) { $0 + $1.byteCount + 8 }
-        case .stepRuns(let runs): return runs.reduce(32) { $0 + run($1) }
-        case .statuses(let statuses): return names(statuses.keys) + 4 * statuses.count
+        case .outputs(let outputs, _): return outputs.reduce(96) { $0 + $1.byteCount + 8 }
+        case .stepRuns(let runs, _): return runs.reduce(96) { $0 + run($1) }
+        case .statuses(let statuses, _): return names(statuses.keys) + 64 + 4 * statuses.count
         case .attempt(let value): return attempt(value)
         case .latestAttempt(let value): return attempt(value)
-        case .attempts(let attempts): return attempts.reduce(32) { $0 + attempt($1) }
+        case .attempts(let attempts, _): return attempts.reduce(96) { $0 + attempt($1) }
         case .transaction(let results): return results.reduce(32) { $0 + 16 + $1.encodedSizeBound }
         }
     }
