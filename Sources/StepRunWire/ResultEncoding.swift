@@ -79,8 +79,9 @@ extension EncodeArena {
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEP_RUNS_FOR_COMPENSATION
             message.pointee.completed_step_runs_for_compensation = body
         case .statuses(let statuses):
-            // Sorted so the same statuses always encode to the same bytes.
-            let sorted = statuses.sorted { $0.key < $1.key }
+            // Sorted so the same statuses always encode to the same bytes: by the names' UTF-8 bytes
+            // (code point order), the documented order, not by String's Unicode-aware `<`.
+            let sorted = statuses.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             let body = self.message(steprun__v1__step_statuses_result__init)
             let list = pointers(to: Steprun__V1__StepStatusEntry.self, count: sorted.count)
             for (index, (step, status)) in sorted.enumerated() {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import StepRunCore
 import StepRunPostgres
 import StepRunServer
@@ -44,6 +45,16 @@ struct CtlDaemon: Sendable {
         try await start(repository: try await repository.value, databaseReachable: false)
     }
 
+    private static let startedWithTLS = Task<CtlDaemon, any Error> {
+        let certificates = try await CtlCertificates.shared.value
+        return try await start(repository: try await repository.value, databaseReachable: true, tls: try certificates.serverTLS())
+    }
+
+    private static let startedWithNamedTLS = Task<CtlDaemon, any Error> {
+        let certificates = try await CtlCertificates.shared.value
+        return try await start(repository: try await repository.value, databaseReachable: true, tls: try certificates.serverTLS(named: true))
+    }
+
     /// The daemon shared by the suite; tests isolate themselves with fresh run ids.
     static func shared() async throws -> CtlDaemon {
         try await started.value
@@ -54,7 +65,13 @@ struct CtlDaemon: Sendable {
         try await startedWithoutDatabase.value
     }
 
-    private static func start(repository: StepRunRepository, databaseReachable: Bool) async throws -> CtlDaemon {
+    /// A daemon serving TCP over TLS that requires a client certificate signed by `CtlCertificates`' CA.
+    /// With `named`, its certificate names only `CtlCertificates.serverName`, not 127.0.0.1.
+    static func withTLS(named: Bool = false) async throws -> CtlDaemon {
+        try await (named ? startedWithNamedTLS : startedWithTLS).value
+    }
+
+    private static func start(repository: StepRunRepository, databaseReachable: Bool, tls: TLSConfiguration? = nil) async throws -> CtlDaemon {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steprunctl-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let unixPath = directory.appendingPathComponent("steprund.sock").path
@@ -63,8 +80,10 @@ struct CtlDaemon: Sendable {
         try Data("\(token)\n".utf8).write(to: URL(fileURLWithPath: tokenFile))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokenFile)
 
+        var configuration = ServerConfiguration(unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token)
+        configuration.tls = tls
         let server = StepRunServer(
-            configuration: ServerConfiguration(unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token),
+            configuration: configuration,
             store: repository,
             health: { deadline in
                 guard databaseReachable else {

@@ -1245,7 +1245,7 @@ struct  Steprun__V1__StepStatusesResult
 {
   ProtobufCMessage base;
   /*
-   * one per persisted step, sorted by step name
+   * one per persisted step, sorted by the UTF-8 bytes of the name
    */
   size_t n_statuses;
   Steprun__V1__StepStatusEntry **statuses;
