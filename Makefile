@@ -17,7 +17,7 @@ help:
 	@echo "make test       install missing packages, start a throwaway Postgres, run the whole suite, clean up"
 	@echo "make test-asan  the same, built with AddressSanitizer"
 	@echo "make test-resilience  the fault tests at full size (crash, outage, overload, slow peers)"
-	@echo "make check-run  check that make run comes up and answers steprunctl health"
+	@echo "make check-run  check that make run comes up, answers steprunctl health, and stops cleanly on SIGINT, SIGTERM and SIGHUP"
 	@echo "make proto      regenerate the protoc-c code from proto/"
 	@echo "make run        start steprund (embedded dev database unless STEPRUN_DATABASE_URL is set)"
 	@echo "make install    install binaries, systemd units, config and docs (PREFIX, DESTDIR)"

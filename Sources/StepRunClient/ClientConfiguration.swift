@@ -33,14 +33,19 @@ extension StepRunClient {
         /// TLS for `.tcp` targets (nil = plain TCP). Use `TLSConfiguration.makeClientConfiguration()`
         /// and set `trustRoots` to the daemon's CA, plus a certificate chain and key if it requires one.
         public var tls: TLSConfiguration?
+        /// The name the daemon's certificate is checked against (and sent as SNI), when it is not the
+        /// target's host. nil: a host name is checked as itself, an IP address against the
+        /// certificate's IP addresses.
+        public var tlsServerName: String?
 
         /// The defaults: 30 s per call, 5 s to connect, 8 MiB frames, plain TCP.
         public init(
             clientName: String = "StepRunClient", defaultTimeout: Duration = .seconds(30),
             connectTimeout: Duration = .seconds(5), maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes,
-            tls: TLSConfiguration? = nil
+            tls: TLSConfiguration? = nil, tlsServerName: String? = nil
         ) {
             self.tls = tls
+            self.tlsServerName = tlsServerName
             self.clientName = clientName
             self.defaultTimeout = defaultTimeout
             self.connectTimeout = connectTimeout

@@ -26,10 +26,10 @@ final class ClientConnection: Sendable {
         to target: StepRunClient.Target, configuration: StepRunClient.Configuration, eventLoop: any EventLoop
     ) async throws -> ClientConnection {
         let tls: (context: NIOSSLContext, hostname: String?)?
-        if case .tcp(let host, _, _) = target, let configuration = configuration.tls {
+        if case .tcp(let host, _, _) = target, let tlsConfiguration = configuration.tls {
             do {
                 let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
-                tls = (try NIOSSLContext(configuration: configuration), isAddress ? nil : host)
+                tls = (try NIOSSLContext(configuration: tlsConfiguration), configuration.tlsServerName ?? (isAddress ? nil : host))
             } catch {
                 throw StepRunError.invalidArgument(field: "tls", message: "cannot set up TLS: \(error)")
             }

@@ -126,7 +126,10 @@ final class ResponseHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let tooLarge = error as? FrameTooLargeError {
+        if let tooLarge = error as? FrameTooLargeError, tooLarge.looksLikeTLS {
+            failAll(.unavailable(
+                "this endpoint speaks TLS; connect with TLS (StepRunClient.Configuration.tls, or steprunctl --tls-ca FILE)"))
+        } else if let tooLarge = error as? FrameTooLargeError {
             failAll(.resourceExhausted("steprund sent a frame of \(tooLarge.length) bytes, over this client's limit of \(tooLarge.limit)"))
         }
         context.close(promise: nil)

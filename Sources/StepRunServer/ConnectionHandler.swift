@@ -2,7 +2,6 @@ import Logging
 import NIOCore
 import StepRunCore
 import StepRunWire
-import Synchronization
 
 /// One client connection: handshake, limits, and concurrent dispatch of its requests.
 ///
@@ -33,6 +32,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Requests being worked on, by an internal slot number (client ids may repeat after an answer).
     private var inFlight: [UInt64: InFlightRequest] = [:]
     private var nextSlot: UInt64 = 0
+    /// The client ids of the requests not yet answered: a second request with one of them is refused,
+    /// since its answer could not be told apart from the first one's.
+    private var unansweredIDs = Set<UInt64>()
     private var handshakeTimer: Scheduled<Void>?
     /// Serves every in-flight request's deadline.
     private var deadlineTimer = DeadlineTimer()
@@ -122,6 +124,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             request.cancel?.cancel()
         }
         inFlight.removeAll()
+        unansweredIDs.removeAll()
         backlog.removeAll()
         held = nil
         logger.debug("connection closed")
@@ -177,12 +180,27 @@ final class ConnectionHandler: ChannelInboundHandler {
             if !handshaken { closeFlushing() }
             return
         }
+        guard frame.id != 0 else {
+            // Id 0 answers a frame whose id cannot be read; a request numbered 0 would get an answer
+            // indistinguishable from that one, so it is refused, as the first frame too.
+            let error = StepRunError.invalidArgument(
+                field: "id", message: "request id 0 is reserved for answers to unreadable frames; number requests from 1")
+            if handshaken { send(ResponseFrame(id: 0, outcome: .failure(error))) } else { refuse(0, error) }
+            return
+        }
         guard handshaken else {
             handshake(frame)
             return
         }
         guard !draining else {
             send(ResponseFrame(id: frame.id, outcome: .failure(.unavailable("the server is shutting down; retry on another connection"))))
+            return
+        }
+        guard !unansweredIDs.contains(frame.id) else {
+            // Refused without running it; the earlier request with this id is answered as usual. The
+            // refusal is the answer whose details name the field `id`.
+            send(ResponseFrame(id: frame.id, outcome: .failure(.invalidArgument(
+                field: "id", message: "request id \(frame.id) is already in flight on this connection; this request was not run"))))
             return
         }
         switch frame.call {
@@ -224,7 +242,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let tooLarge = error as? FrameTooLargeError {
+        if let tooLarge = error as? FrameTooLargeError, tooLarge.looksLikeTLS {
+            // A TLS client on a plain listener. An answer in plain frames would only read as a broken
+            // TLS record to it, so the connection is closed without one; the log says why.
+            logger.notice("connection closed: the peer tried TLS on a plain (non-TLS) port; serve TLS with --tls-cert and --tls-key, or connect without TLS")
+        } else if let tooLarge = error as? FrameTooLargeError {
             logger.notice("connection closed: oversized frame", metadata: ["length": "\(tooLarge.length)", "limit": "\(tooLarge.limit)"])
             send(ResponseFrame(id: 0, outcome: .failure(.invalidArgument(
                 field: "frame", message: "frame of \(tooLarge.length) bytes exceeds the limit of \(tooLarge.limit); closing the connection"))))
@@ -288,6 +310,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         server.metrics.requestStarted()
         // Registered before the work starts: a store may complete at once, on this thread.
         inFlight[slot] = InFlightRequest(id: id, operation: operation, writes: writes, started: .now, deadline: expiry, timeout: timeout)
+        unansweredIDs.insert(id)
         armDeadlineTimer(by: expiry, on: loop)
         let handler = NIOLoopBound(self, eventLoop: loop)
         let inbox = inbox
@@ -323,6 +346,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard var request = inFlight[slot] else { return }
         if !request.answered {
             request.answered = true
+            unansweredIDs.remove(request.id)
             request.code = send(response, for: request)
         }
         if final {
@@ -384,30 +408,5 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard unflushed else { return }
         unflushed = false
         context?.flush()
-    }
-}
-
-/// Answers finished on other threads (pool threads) for one connection, waiting for the hop to its
-/// event loop. Only the first answer posted after a hop schedules one; that hop takes them all, so
-/// the answers of one group commit cost the connection one task and one flush, not one of each per
-/// answer.
-final class AnswerInbox: Sendable {
-    private let answers = Mutex<[(slot: UInt64, response: ResponseFrame)]>([])
-
-    /// Adds an answer; true if it is the first since the last `take`, so a hop must be scheduled.
-    func post(slot: UInt64, _ response: ResponseFrame) -> Bool {
-        answers.withLock { answers in
-            answers.append((slot, response))
-            return answers.count == 1
-        }
-    }
-
-    /// Removes and returns every posted answer, oldest first.
-    func take() -> [(slot: UInt64, response: ResponseFrame)] {
-        answers.withLock { answers in
-            var taken: [(slot: UInt64, response: ResponseFrame)] = []
-            swap(&taken, &answers)
-            return taken
-        }
     }
 }

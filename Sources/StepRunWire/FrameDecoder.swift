@@ -23,13 +23,22 @@ public struct FrameDecoder: ByteToMessageDecoder, Sendable {
         }
         // Compared as UInt64 so a length near UInt32.max cannot overflow on any platform.
         guard UInt64(length) <= UInt64(maxFrameBytes) else {
-            throw FrameTooLargeError(length: Int(length), limit: maxFrameBytes)
+            throw FrameTooLargeError(length: Int(length), limit: maxFrameBytes, looksLikeTLS: Self.startsWithTLSRecord(buffer))
         }
         guard buffer.readableBytes - WireProtocol.lengthPrefixBytes >= Int(length) else {
             return nil
         }
         buffer.moveReaderIndex(forwardBy: WireProtocol.lengthPrefixBytes)
         return buffer.readSlice(length: Int(length))
+    }
+
+    /// True when the bytes where a frame length was expected are a TLS record header: content type
+    /// handshake (0x16, a ClientHello) or alert (0x15, a server refusing plain bytes), then record
+    /// version 3.x. Read as a length that is over 350 MB, so it is only asked of a length already
+    /// over the limit and can never misread a frame the limit allows.
+    static func startsWithTLSRecord(_ buffer: ByteBuffer) -> Bool {
+        guard let header = buffer.getBytes(at: buffer.readerIndex, length: 3) else { return false }
+        return (header[0] == 0x15 || header[0] == 0x16) && header[1] == 0x03 && header[2] <= 0x04
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -52,13 +61,19 @@ public struct FrameTooLargeError: Error, Sendable, Hashable, CustomStringConvert
     public var length: Int
     /// The limit it exceeded.
     public var limit: Int
+    /// The "length" was the start of a TLS record: the peer speaks TLS and this side does not, or the
+    /// other way round. Worth its own message, since "a frame of 352518400 bytes" explains nothing.
+    public var looksLikeTLS: Bool
 
-    public init(length: Int, limit: Int) {
+    public init(length: Int, limit: Int, looksLikeTLS: Bool = false) {
         self.length = length
         self.limit = limit
+        self.looksLikeTLS = looksLikeTLS
     }
 
     public var description: String {
-        "frame of \(length) bytes exceeds the limit of \(limit) bytes"
+        looksLikeTLS
+            ? "the peer sent a TLS record where a frame length was expected"
+            : "frame of \(length) bytes exceeds the limit of \(limit) bytes"
     }
 }

@@ -124,6 +124,13 @@ extension FieldReader {
         case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_RECORD_ATTEMPT: return try recordAttempt(required(o.record_attempt, "record_attempt"))
         default:
             if let field = firstUnknownField(o.base, atLeast: firstCallField) {
+                // The operations share Request.call's field numbers, so a read (or purge_run, health, …)
+                // put here by hand arrives under its own number: name it, rather than call it unknown.
+                if let call = requestCallName(field) {
+                    throw .invalidArgument(
+                        field: String(prefix.dropLast()),
+                        message: "\(prefix.dropLast()) is \(call) (field \(field)), which is not a write operation; only write operations can run inside a transaction")
+                }
                 throw .unimplemented("unknown transaction operation (TransactionOperation field \(field)) in \(prefix.dropLast())")
             }
             throw .invalidArgument(
@@ -189,7 +196,9 @@ extension FieldReader {
     private func resumeTarget(_ message: UnsafeMutablePointer<Steprun__V1__ResumeTarget>?, _ field: String) throws(StepRunError) -> ResumeTarget {
         let target = try required(message, field).pointee
         switch target.target_case {
-        case STEPRUN__V1__RESUME_TARGET__TARGET_STEP: return .step(try text(target.step, field + ".step"))
+        // Every fault of a target is reported under the target's own field (`target`, `ok_target`,
+        // `error_target`), as `StoreRequest.validate` reports a name that breaks the step-name rules.
+        case STEPRUN__V1__RESUME_TARGET__TARGET_STEP: return .step(try text(target.step, field))
         case STEPRUN__V1__RESUME_TARGET__TARGET_COMPLETE_RUN: return .complete
         default: throw invalid(field, "must set step or complete_run")
         }
@@ -241,5 +250,12 @@ extension FieldReader {
             attemptNumber: try attemptNumber(b.attempt_number, "attempt_number"),
             status: try attemptStatus(b.status, "status"),
             error: try optionalJSON(b._error_case == STEPRUN__V1__RECORD_ATTEMPT_REQUEST___ERROR_ERROR, b.error, "error"))
+    }
+}
+
+/// The name of `Request.call` member number `field`, if this server knows one.
+private func requestCallName(_ field: UInt32) -> String? {
+    withUnsafePointer(to: steprun__v1__request__descriptor) { descriptor in
+        protobuf_c_message_descriptor_get_field(descriptor, field).map { String(cString: $0.pointee.name) }
     }
 }

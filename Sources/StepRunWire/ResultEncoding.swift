@@ -82,8 +82,9 @@ extension EncodeArena {
             message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEP_RUNS_FOR_COMPENSATION
             message.pointee.completed_step_runs_for_compensation = body
         case .statuses(let statuses, let next):
-            // In byte order, the order of the pages (docs/PROTOCOL.md §6), so the same statuses always
-            // encode to the same bytes.
+            // In byte order (the names' UTF-8 bytes, code point order, not String's Unicode-aware
+            // `<`): the documented order and the order of the pages (docs/PROTOCOL.md §6), so the
+            // same statuses always encode to the same bytes.
             let sorted = statuses.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             let body = self.message(steprun__v1__step_statuses_result__init)
             let list = pointers(to: Steprun__V1__StepStatusEntry.self, count: sorted.count)

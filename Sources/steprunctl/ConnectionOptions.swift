@@ -24,9 +24,15 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Give up on connecting and on each call after this long, e.g. 500ms, 5s, 2m.", valueName: "duration"))
     var timeout: CallTimeout = Self.defaultTimeout
 
+    @OptionGroup(title: "TLS (TCP only)")
+    var tls: TLSOptions
+
     func validate() throws {
         if unixSocket != nil && tcp != nil {
             throw ValidationError("--unix-socket and --tcp are mutually exclusive")
+        }
+        if unixSocket != nil && tls.givenAsFlag {
+            throw ValidationError("the --tls options apply to --tcp only, not to --unix-socket")
         }
     }
 
@@ -57,12 +63,23 @@ struct ConnectionOptions: ParsableArguments {
         return .tcp(host: address.host, port: address.port, token: token)
     }
 
-    /// A client for the resolved target, with `timeout` for connecting and for every call.
-    func makeClient() throws -> StepRunClient {
-        StepRunClient(
-            target: try target(),
-            configuration: StepRunClient.Configuration(
-                clientName: "steprunctl", defaultTimeout: timeout.duration, connectTimeout: timeout.duration))
+    /// A client for the resolved target, with `timeout` for connecting and for every call, and TLS
+    /// on TCP when a TLS option (flag or STEPRUNCTL_TLS_* variable) asks for it.
+    func makeClient(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StepRunClient {
+        let target = try target(environment: environment)
+        var configuration = StepRunClient.Configuration(
+            clientName: "steprunctl", defaultTimeout: timeout.duration, connectTimeout: timeout.duration)
+        if case .tcp = target {
+            if let resolved = try tls.resolve(environment: environment) {
+                configuration.tls = try resolved.configuration()
+                configuration.tlsServerName = resolved.serverName
+            }
+        } else if tls.givenAsFlag {
+            // The address came from STEPRUN_UNIX_SOCKET (or the default): TLS was asked for but
+            // cannot apply, and silently connecting in the clear would hide that.
+            throw CtlError(.usage, "the --tls options apply to TCP only, but the daemon address resolved to \(target); give --tcp HOST:PORT")
+        }
+        return StepRunClient(target: target, configuration: configuration)
     }
 
     /// Reads the shared TCP token: the file's text without surrounding whitespace.

@@ -39,6 +39,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.settings()
         let logger = makeLogger(settings.logLevel)
+        let stop = await StopSignals.trap(logger: logger)
         MemoryTuning.returnLargeBuffersToTheSystem()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -59,8 +60,24 @@ struct Serve: AsyncParsableCommand {
         if settings.usesEmbeddedDatabase {
             let cluster = EmbeddedPostgres(directory: settings.dataDirectory, logger: logger)
             logger.notice("no database configured: using the embedded development database (not for production)", metadata: ["dir": "\(settings.dataDirectory)"])
-            embeddedStartedHere = try await cluster.start()
+            do {
+                embeddedStartedHere = try await cluster.start()
+            } catch {
+                // `start` found the cluster stopped before it threw; pg_ctl may have been killed
+                // (a signal to the whole process group) after the server came up, so stop it.
+                await cluster.stop()
+                if let signal = stop.received {
+                    logger.notice("stopped by \(signal) during start-up")
+                    return
+                }
+                throw error
+            }
             embedded = cluster
+            if let signal = stop.received {
+                logger.notice("stopped by \(signal) during start-up")
+                if embeddedStartedHere { await cluster.stop() }
+                return
+            }
         }
         let postgres = try settings.postgresConfiguration(embedded: embedded?.connectionString)
         try serverConfiguration.validate()
@@ -68,11 +85,17 @@ struct Serve: AsyncParsableCommand {
 
         let pool = PostgresPool(configuration: postgres, logger: logger)
         do {
-            try await migrateWhenReachable(pool: pool, logger: logger)
+            try await migrateWhenReachable(pool: pool, logger: logger, stop: stop)
         } catch {
             await pool.shutdown()
             if embeddedStartedHere { await embedded?.stop() }
             throw error
+        }
+        if let signal = stop.received {
+            logger.notice("stopped by \(signal) during start-up")
+            await pool.shutdown()
+            if embeddedStartedHere { await embedded?.stop() }
+            return
         }
         let repository = StepRunRepository(pool: pool, limits: serverConfiguration.storeLimitsWithResponseBudget)
         let server = StepRunServer(
@@ -96,16 +119,19 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
+                // `stop` turns SIGTERM, SIGINT and SIGHUP into a graceful shutdown of the group.
+                gracefulShutdownSignals: [],
                 logger: logger))
+        stop.forward(to: group)
         try await group.run()
     }
 
     /// Start-up should survive a database that is still booting: retry for a while, then give up.
-    private func migrateWhenReachable(pool: PostgresPool, logger: Logger) async throws {
+    /// A stop signal ends the waiting (the caller then sees `stop.received`).
+    private func migrateWhenReachable(pool: PostgresPool, logger: Logger, stop: StopSignals) async throws {
         let giveUp = ContinuousClock.now.advanced(by: .seconds(60))
         var delay = Duration.milliseconds(250)
-        while true {
+        while stop.received == nil {
             do {
                 try await SchemaMigrator.migrate(pool: pool, logger: logger)
                 return

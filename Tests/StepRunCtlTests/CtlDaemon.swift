@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import NIOSSL
 import StepRunCore
 import StepRunPostgres
 import StepRunServer
+import StepRunWire
 
 /// An in-process steprund (real server, real repository, real Postgres) for steprunctl to talk to.
 ///
@@ -56,6 +58,16 @@ struct CtlDaemon: Sendable {
         try await startedWithSmallFrames.value
     }
 
+    private static let startedWithTLS = Task<CtlDaemon, any Error> {
+        let certificates = try await CtlCertificates.shared.value
+        return try await start(repository: try await repository.value, databaseReachable: true, tls: try certificates.serverTLS())
+    }
+
+    private static let startedWithNamedTLS = Task<CtlDaemon, any Error> {
+        let certificates = try await CtlCertificates.shared.value
+        return try await start(repository: try await repository.value, databaseReachable: true, tls: try certificates.serverTLS(named: true))
+    }
+
     /// The daemon shared by the suite; tests isolate themselves with fresh run ids.
     static func shared() async throws -> CtlDaemon {
         try await started.value
@@ -66,8 +78,15 @@ struct CtlDaemon: Sendable {
         try await startedWithoutDatabase.value
     }
 
+    /// A daemon serving TCP over TLS that requires a client certificate signed by `CtlCertificates`' CA.
+    /// With `named`, its certificate names only `CtlCertificates.serverName`, not 127.0.0.1.
+    static func withTLS(named: Bool = false) async throws -> CtlDaemon {
+        try await (named ? startedWithNamedTLS : startedWithTLS).value
+    }
+
     private static func start(
-        repository: StepRunRepository, databaseReachable: Bool, maxFrameBytes: Int = 4 << 20
+        repository: StepRunRepository, databaseReachable: Bool, tls: TLSConfiguration? = nil,
+        maxFrameBytes: Int = WireProtocol.defaultMaxFrameBytes
     ) async throws -> CtlDaemon {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steprunctl-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -77,10 +96,12 @@ struct CtlDaemon: Sendable {
         try Data("\(token)\n".utf8).write(to: URL(fileURLWithPath: tokenFile))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokenFile)
 
+        var configuration = ServerConfiguration(
+            unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token, maxFrameBytes: maxFrameBytes,
+            storeLimits: StoreLimits(maxPayloadBytes: min(1 << 20, StoreLimits.maxPayloadBytes(fittingFrame: maxFrameBytes))))
+        configuration.tls = tls
         let server = StepRunServer(
-            configuration: ServerConfiguration(
-                unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token, maxFrameBytes: maxFrameBytes,
-                storeLimits: StoreLimits(maxPayloadBytes: min(1 << 20, maxFrameBytes / 2))),
+            configuration: configuration,
             store: repository,
             health: { deadline in
                 guard databaseReachable else {

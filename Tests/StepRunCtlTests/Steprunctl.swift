@@ -39,7 +39,10 @@ enum Steprunctl {
 
     /// Environment variables steprunctl reads; removed from the inherited environment so that
     /// only what a test passes counts.
-    static let connectionVariables = ["STEPRUN_UNIX_SOCKET", "STEPRUN_TCP", "STEPRUN_TOKEN_FILE"]
+    static let connectionVariables = [
+        "STEPRUN_UNIX_SOCKET", "STEPRUN_TCP", "STEPRUN_TOKEN_FILE", "STEPRUNCTL_TLS", "STEPRUNCTL_TLS_CA", "STEPRUNCTL_TLS_CERT",
+        "STEPRUNCTL_TLS_KEY", "STEPRUNCTL_TLS_SERVER_NAME",
+    ]
 
     /// Runs `steprunctl arguments…` and waits for it (at most a minute, then it is killed).
     ///

@@ -25,6 +25,9 @@ struct BadInputCatalogueTests {
         var code: StatusCode
         var field: String?
         var staysOpen: Bool
+        /// False for input the daemon closes the connection on without an answer (`id` and `code`
+        /// are then not checked).
+        var answered = true
         var testDescription: String { name }
     }
 
@@ -98,6 +101,14 @@ struct BadInputCatalogueTests {
         Row(name: "page token of another list", phase: .afterHello, bytes: { _ in pagedList(42, token: PageToken(list: .stepStatuses, scope: runID, cursor: .step("a")).bytes) }, id: 42, code: .invalidArgument, field: "page_token", staysOpen: true),
         Row(name: "page token of another run", phase: .afterHello, bytes: { _ in pagedList(43, token: PageToken(list: .completedOutputs, scope: UUID(), cursor: .timeKey(time: 1, insertedAt: 1, id: UUID())).bytes) }, id: 43, code: .invalidArgument, field: "page_token", staysOpen: true),
         Row(name: "page token with a time the store cannot hold", phase: .afterHello, bytes: { _ in pagedList(44, token: PageToken(list: .completedOutputs, scope: runID, cursor: .timeKey(time: .max, insertedAt: 1, id: UUID())).bytes) }, id: 44, code: .invalidArgument, field: "page_token", staysOpen: true),
+        Row(name: "request id 0", phase: .afterHello, bytes: { _ in encoded(RequestFrame(id: 0, call: .store(.stepStatuses(runID: runID)))) }, id: 0, code: .invalidArgument, field: "id", staysOpen: true),
+        Row(name: "Hello with id 0", phase: .beforeHello(.unix), bytes: { _ in encoded(RequestFrame(id: 0, call: .hello(Hello(clientName: "x", token: nil)))) }, id: 0, code: .invalidArgument, field: "id", staysOpen: false),
+        Row(name: "get_step_run's field number inside a transaction", phase: .afterHello, bytes: { _ in frame(Proto.int(1, 141) + Proto.bytes(61, Proto.bytes(1, Proto.bytes(40, Proto.bytes(1, uuid) + Proto.bytes(2, Array("known".utf8)))))) }, id: 141, code: .invalidArgument, field: "operations[0]", staysOpen: true),
+        Row(name: "purge_run's field number inside a transaction", phase: .afterHello, bytes: { _ in frame(Proto.int(1, 142) + Proto.bytes(61, Proto.bytes(1, Proto.bytes(60, Proto.bytes(1, uuid))))) }, id: 142, code: .invalidArgument, field: "operations[0]", staysOpen: true),
+        Row(name: "unknown operation inside a transaction", phase: .afterHello, bytes: { _ in frame(Proto.int(1, 143) + Proto.bytes(61, Proto.bytes(1, Proto.bytes(98, [0x08, 0x01])))) }, id: 143, code: .unimplemented, staysOpen: true),
+        Row(name: "resume target step not valid UTF-8", phase: .afterHello, bytes: { _ in frame(Proto.int(1, 144) + Proto.bytes(33, Proto.bytes(1, Array(stepRunID.bytes)) + Proto.bytes(2, Array("{}".utf8)) + Proto.bytes(3, Proto.bytes(1, [0x61, 0xFF])))) }, id: 144, code: .invalidArgument, field: "target", staysOpen: true),
+        Row(name: "approval target named __complete__", phase: .afterHello, bytes: { _ in frame(Proto.int(1, 145) + Proto.bytes(34, Proto.bytes(1, Array(stepRunID.bytes)) + Proto.bytes(2, Proto.bytes(2, [])) + Proto.bytes(3, Proto.bytes(1, Array("__complete__".utf8))))) }, id: 145, code: .invalidArgument, field: "error_target", staysOpen: true),
+        Row(name: "TLS ClientHello on a plain port", phase: .beforeHello(.tcp), bytes: { _ in [0x16, 0x03, 0x01, 0x00, 0x2F, 0x01, 0x00, 0x00, 0x2B, 0x03, 0x03] + Array(repeating: 0, count: 32) }, id: 0, code: .invalidArgument, staysOpen: false, answered: false),
     ]
 
     @Test("at least 25 kinds of bad input are catalogued")
@@ -121,6 +132,14 @@ struct BadInputCatalogueTests {
             try await raw.hello(token: nil)
         }
         try await raw.write(row.bytes(daemon))
+        guard row.answered else {
+            #expect(try await raw.receive() == nil, "expected the connection closed without an answer")
+            await raw.close()
+            #expect(try await bystander.health().serving)
+            #expect(try await daemon.repository.getStepRun(runID: Self.runID, step: "known") == before)
+            await bystander.close()
+            return
+        }
         let response = try #require(try await raw.receive(), "no answer to \(row.name)")
         #expect(response.id == row.id)
         guard case .failure(let error) = response.outcome else {

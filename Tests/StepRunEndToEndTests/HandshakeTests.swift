@@ -56,4 +56,35 @@ struct HandshakeTests {
         #expect(try await raw.receive() == nil)
         await raw.close()
     }
+
+    @Test("a Hello with id 0 is INVALID_ARGUMENT naming id, answered with id 0, and the connection closes", arguments: Transport.allCases)
+    func helloWithIDZero(_ transport: Transport) async throws {
+        let daemon = try await TestDaemon.shared()
+        var raw = try await RawConnection.connect(daemon, transport)
+        try await raw.send(RequestFrame(id: 0, call: .hello(Hello(clientName: "raw", token: daemon.token))))
+        let response = try #require(try await raw.receive())
+        #expect(response.id == 0)
+        if case .failure(.invalidArgument(let field, _)) = response.outcome { #expect(field == "id") } else { Issue.record("expected INVALID_ARGUMENT, got \(response.outcome)") }
+        #expect(try await raw.receive() == nil)
+        await raw.close()
+    }
+
+    @Test("a second Hello is FAILED_PRECONDITION with its id and the connection keeps serving", arguments: Transport.allCases)
+    func secondHello(_ transport: Transport) async throws {
+        let daemon = try await TestDaemon.shared()
+        var raw = try await RawConnection.connect(daemon, transport)
+        try await raw.hello(token: daemon.token)
+        try await raw.send(RequestFrame(id: 2, call: .hello(Hello(clientName: "again", token: daemon.token))))
+        let response = try #require(try await raw.receive())
+        #expect(response.id == 2)
+        if case .failure(let error) = response.outcome { #expect(error.code == .failedPrecondition) } else { Issue.record("expected an error") }
+        try await raw.send(RequestFrame(id: 3, call: .health))
+        let health = try #require(try await raw.receive())
+        #expect(health.id == 3)
+        guard case .success(.health) = health.outcome else {
+            Issue.record("expected health, got \(health.outcome)")
+            return
+        }
+        await raw.close()
+    }
 }

@@ -48,6 +48,12 @@ struct RawConnection {
         return try WireCodec.decodeResponse(payload)
     }
 
+    /// The next response's body as sent (for checks of byte order the decoded form hides), or nil
+    /// when the daemon closed the connection.
+    mutating func receiveBody() async -> [UInt8]? {
+        await inbound.next().map { Array($0.readableBytesView) }
+    }
+
     /// Completes the handshake; the connection is then ready for requests.
     mutating func hello(token: String?) async throws {
         try await send(RequestFrame(id: 1, call: .hello(Hello(clientName: "raw", token: token))))
@@ -103,6 +109,39 @@ enum Proto {
 
     static func bytes(_ field: Int, _ value: [UInt8]) -> [UInt8] {
         varint(UInt64(field << 3 | 2)) + varint(UInt64(value.count)) + value
+    }
+
+    /// The length-delimited fields numbered `field` at the top level of `message`, in wire order
+    /// (skipping varints and fixed-size fields); nil if the bytes are not protobuf.
+    static func lengthDelimited(_ field: Int, in message: [UInt8]) -> [[UInt8]]? {
+        var found: [[UInt8]] = []
+        var position = 0
+        func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while position < message.count, shift < 64 {
+                let byte = message[position]
+                position += 1
+                value |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        while position < message.count {
+            guard let tag = varint() else { return nil }
+            switch tag & 7 {
+            case 0: guard varint() != nil else { return nil }
+            case 1: position += 8
+            case 5: position += 4
+            case 2:
+                guard let length = varint(), position + Int(length) <= message.count else { return nil }
+                if Int(tag >> 3) == field { found.append(Array(message[position..<position + Int(length)])) }
+                position += Int(length)
+            default: return nil
+            }
+        }
+        return position == message.count ? found : nil
     }
 
     /// `Request { id, begin_step { run_id, step, input } }` with the given raw fields.

@@ -53,8 +53,10 @@ struct TestDaemon: Sendable {
 
     /// Starts a daemon of its own (for tests that shut one down or change limits).
     /// `store` wraps the repository when a test needs to hold calls in flight (see `SlowStore`).
+    /// `logger` receives the daemon's log (a test of what it logs passes a capturing one).
     static func start(
-        repository: StepRunRepository, store: (any StepRunStore)? = nil, configure: (inout ServerConfiguration) -> Void = { _ in }
+        repository: StepRunRepository, store: (any StepRunStore)? = nil, logger: Logger = TestDaemon.logger,
+        configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestDaemon {
         let token = "test-token-\(UUID().uuidString)"
         let unixPath = FileManager.default.temporaryDirectory.appendingPathComponent("steprund-\(UUID().uuidString.prefix(8)).sock").path

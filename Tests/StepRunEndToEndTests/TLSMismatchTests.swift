@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import NIOSSL
+import StepRunClient
+import StepRunCore
+import StepRunWire
+import Synchronization
+import Testing
+
+/// The log lines a daemon wrote, for tests of what it tells its operator.
+final class CapturedLog: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var logger: Logger {
+        var logger = Logger(label: "steprun.e2e.captured") { _ in CapturingLogHandler(log: self) }
+        logger.logLevel = .notice
+        return logger
+    }
+
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+
+    func contains(_ text: String) -> Bool { lines.withLock { $0.contains { $0.contains(text) } } }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let log: CapturedLog
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .notice
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        log.append("\(event.level) \(event.message)")
+    }
+}
+
+@Suite("TLS on one side only")
+struct TLSMismatchTests {
+    @Test("a plain client on a TLS port is told UNAVAILABLE: the endpoint speaks TLS (not an oversized frame)")
+    func plainClientOnTLSPort() async throws {
+        let shared = try await TestDaemon.shared()
+        let certificates = try await TestCertificates.shared.value
+        let daemon = try await TestDaemon.start(repository: shared.repository) { $0.tls = try? certificates.serverTLS(requireClientCertificate: false) }
+        defer { daemon.server.shutdown() }
+        let plain = StepRunClient(
+            target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token), configuration: .init(connectTimeout: .seconds(20)))
+        let error = await storeError { _ = try await plain.health(timeout: .seconds(20)) }
+        #expect(error?.code == .unavailable, "\(String(describing: error))")
+        #expect(error?.message.contains("this endpoint speaks TLS") == true, "\(String(describing: error))")
+        await plain.close()
+    }
+
+    @Test("a TLS client on a plain port: the daemon logs that the peer tried TLS and closes without a plain answer")
+    func tlsClientOnPlainPort() async throws {
+        let shared = try await TestDaemon.shared()
+        let certificates = try await TestCertificates.shared.value
+        let log = CapturedLog()
+        let daemon = try await TestDaemon.start(repository: shared.repository, logger: log.logger)
+        defer { daemon.server.shutdown() }
+        let tlsClient = StepRunClient(
+            target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token),
+            configuration: .init(connectTimeout: .seconds(20), tls: try certificates.clientTLS(withCertificate: false)))
+        let error = await storeError { _ = try await tlsClient.health(timeout: .seconds(20)) }
+        #expect(error != nil)
+        await tlsClient.close()
+        #expect(await eventually { log.contains("the peer tried TLS on a plain (non-TLS) port") })
+        // The daemon serves plain clients as before.
+        let plain = daemon.client(.tcp)
+        #expect(try await plain.health().serving)
+        await plain.close()
+    }
+}
