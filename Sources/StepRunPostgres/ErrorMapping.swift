@@ -18,6 +18,8 @@ extension PGError {
             return .alreadyExists("\(message) while \(context)")
         case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004":
             return .unavailable("database unavailable while \(context): \(message)")
+        case "25006":  // read_only_sql_transaction: a standby (or read-only server) refused the statement before doing anything
+            return .unavailable("the database server is read-only (a standby, not the primary) while \(context): nothing was applied; retry")
         case "53300":  // too_many_connections
             return .unavailable("the database refused the connection while \(context): \(message)")
         case "54000", "54001":  // program_limit_exceeded, statement_too_complex

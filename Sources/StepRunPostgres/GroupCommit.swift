@@ -71,6 +71,11 @@ enum GroupCommit {
         /// The small begin_step / complete_step calls (`PoolWork.smallSharedCalls`).
         let smallSharedCalls: Int
 
+        /// When the last of its callers stops waiting.
+        var latestDeadline: ContinuousClock.Instant {
+            calls.map(\.job.deadline).max() ?? .now
+        }
+
         /// Answers every caller of the group with `error` (the group cannot be finished).
         func fail(_ error: StepRunError) {
             for call in calls { call.job.fail(error) }
