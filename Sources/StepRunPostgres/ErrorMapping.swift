@@ -10,8 +10,8 @@ extension PGError {
             return .aborted("the database schema changed under a prepared statement while \(context); retry")
         }
         switch sqlState {
-        case "57014":  // query_canceled: statement_timeout
-            return .deadlineExceeded("the database statement timed out while \(context)")
+        case "57014":  // query_canceled: statement_timeout, or cancelled once nobody waited for it (StatementWatch)
+            return .deadlineExceeded("the database statement timed out or was cancelled at its callers' deadline while \(context)")
         case "40001", "40P01", "55P03":  // serialization_failure, deadlock_detected, lock_not_available
             return .aborted("the database aborted the transaction while \(context) (\(message)); retry")
         case "23505":  // unique_violation

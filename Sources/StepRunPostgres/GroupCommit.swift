@@ -142,6 +142,14 @@ enum GroupCommit {
             writePart: reads.isEmpty ? steps.count : positions[writeStatements.count],
             smallSharedCalls: calls.reduce(0) { $0 + $1.job.smallSharedCalls })
         do {
+            try connection.prepare(steps)
+        } catch {
+            // Nothing of the group was sent: preparing a statement reads the table's definition,
+            // so it can wait on a table lock, and be cancelled there (`StatementWatch`).
+            group.fail(error.storeError(context: "preparing a group's statements; nothing was applied"))
+            return .finished(committed: false)
+        }
+        do {
             try connection.sendPipeline(steps)
         } catch {
             // Some of it may have reached Postgres before the connection failed.

@@ -225,16 +225,23 @@ final class PGConnection {
         }
     }
 
-    /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — without
-    /// waiting for any result; `receivePipeline` reads them. The connection is in pipeline mode
-    /// until then, and the reading may happen on another thread once this one has handed the
-    /// connection over (`PostgresPool.startNextGroup`).
-    func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
+    /// Prepares the steps' statements not yet prepared on this connection; nothing of the steps
+    /// runs. A failure here (a prepare blocked on a table lock and cancelled, say) sent nothing else.
+    func prepare(_ steps: [PipelineStep]) throws(PGError) {
         let handle = try liveHandle()
         forgetStalePreparedStatements(handle)
         for step in steps {
             try prepareIfNeeded(step.statement, on: handle)
         }
+    }
+
+    /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — without
+    /// waiting for any result; `receivePipeline` reads them. The connection is in pipeline mode
+    /// until then, and the reading may happen on another thread once this one has handed the
+    /// connection over (`PostgresPool.startNextGroup`).
+    func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
+        try prepare(steps)
+        let handle = try liveHandle()
         guard PQenterPipelineMode(handle) == 1 else { throw failure("cannot enter pipeline mode") }
         // Sending could block while Postgres blocks writing results we are not yet reading (large
         // payloads): send without blocking, reading whatever arrives, until everything is out.

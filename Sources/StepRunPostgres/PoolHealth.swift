@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import StepRunCore
 
 extension PostgresPool {
@@ -14,24 +15,31 @@ extension PostgresPool {
         let started = ContinuousClock.now
         let end = deadline ?? started.advanced(by: configuration.defaultTimeout)
         let answerBy = end - min((end - started) / 4, .milliseconds(250))
+        let ran = RanFlag()
         do {
-            return try await withConnection(deadline: answerBy, query)
+            return try await withConnection(deadline: answerBy) { connection throws(StepRunError) in
+                ran.value.store(true, ordering: .relaxed)
+                return try query(connection)
+            }
         } catch {
             guard case .deadlineExceeded = error else { throw error }
-            throw .unavailable(stallReport(waited: answerBy - started))
+            throw .unavailable(stallReport(waited: answerBy - started, gotConnection: ran.value.load(ordering: .relaxed)))
         }
     }
 
+    private final class RanFlag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
     /// Why a health query did not finish in time, from what the workers are running.
-    func stallReport(waited: Duration) -> String {
+    func stallReport(waited: Duration, gotConnection: Bool) -> String {
         let (running, longest) = watch.running()
         let size = configuration.poolSize
         let longestText = String(format: "%.1f s", longest.inSeconds)
         let waitedText = "\(waited.inMilliseconds) ms"
-        if running >= size {
-            return "all \(size) database connections are busy, the longest for \(longestText); none became free for the health query within \(waitedText)"
+        if !gotConnection {
+            return "no database connection became free for the health query within \(waitedText) (\(running) of \(size) busy, the longest for \(longestText))"
         }
-        return "the health query did not finish within \(waitedText) (a lock on a steprun table, or an overloaded database?); "
-            + "\(running) of \(size) database connections busy, the longest for \(longestText)"
+        return "the health query did not finish within \(waitedText) and was cancelled (a lock on a steprun table, or an overloaded database?)"
     }
 }
