@@ -14,10 +14,12 @@ import Synchronization
 /// 57014 and rolls its transaction back, and the worker is free for the next call.
 ///
 /// The cancel must hit that work and nothing after it. Postgres cancels whatever the backend runs
-/// when the request arrives, so the watchdog sends it holding the worker's slot lock and only if
-/// the slot still holds the same run (`generation`); the worker's `end` takes the same lock before
-/// it can send anything else, and `PQcancel` returns only once the postmaster has signalled the
-/// backend. A cancel that arrives after the work finished reaches an idle backend, which ignores it.
+/// when the request arrives, so the watchdog sends it holding the worker's gate and only if the
+/// slot still holds the same run (`generation`); the worker's `end` takes the same gate before it
+/// can send anything else, and `PQcancel` returns only once the postmaster has signalled the
+/// backend. A cancel that arrives after the work finished reaches an idle backend, which ignores
+/// it. (The run itself sits under a second lock, never held across the network, so `running()` —
+/// health — never waits for a cancel in progress.)
 ///
 /// What a cancel does to a write: before COMMIT, nothing of it is stored. At COMMIT itself Postgres
 /// does not interrupt the commit record; a cancel during the wait for a synchronous standby ends
@@ -35,6 +37,8 @@ final class StatementWatch: Sendable {
     /// One per worker (a class: a `Mutex` cannot sit in an array).
     private final class Slot: Sendable {
         let run = Mutex<Run?>(nil)
+        /// Held while a cancel request is sent, and by `end`.
+        let gate = Mutex(())
     }
 
     private let slots: [Slot]
@@ -75,7 +79,8 @@ final class StatementWatch: Sendable {
     /// The worker is done with that work. Waits for a cancel being sent for it, so nothing the
     /// worker sends next can be cancelled by it.
     func end(worker: Int) {
-        slots[worker].run.withLock { $0 = nil }
+        let slot = slots[worker]
+        slot.gate.withLock { _ in slot.run.withLock { $0 = nil } }
     }
 
     /// How many workers are running something, and the longest any has been at it (health).
@@ -131,9 +136,11 @@ final class StatementWatch: Sendable {
     }
 
     private func cancel(worker: Int, generation: UInt64) {
-        let outcome: String?? = slots[worker].run.withLock { run in
+        let slot = slots[worker]
+        let outcome: String?? = slot.gate.withLock { _ in
             // Still the same work, so the request stops it and nothing later (see the type's comment).
-            guard let run, run.generation == generation, let key = run.key else { return nil }
+            let key = slot.run.withLock { run in run?.generation == generation ? run?.key : nil }
+            guard let key else { return nil }
             return .some(key.cancel())
         }
         switch outcome {
