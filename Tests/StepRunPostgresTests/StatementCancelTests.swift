@@ -102,6 +102,29 @@ struct StatementCancelTests {
         await pool.shutdown()
     }
 
+    @Test("the watchdog cancels a statement past its deadline, and a cancel due for work that has ended never reaches the connection's next statement")
+    func cancelHitsOnlyItsOwnStatement() async throws {
+        let url = try TestDatabase.url
+        try await onThread {
+            let connection = try PGConnection(parameters: [("dbname", url)])
+            defer { connection.close() }
+            let watch = StatementWatch(workers: 1, logger: TestDatabase.logger)
+            let started = ContinuousClock.now
+            watch.begin(worker: 0, until: .now.advanced(by: .milliseconds(50)), on: connection)
+            #expect(throws: PGError.self) { try connection.simpleQuery("SELECT pg_sleep(30)") }
+            watch.end(worker: 0)
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(watch.cancelledCount == 1)
+            // Due at once, ended at once: the timer fires around `end`, and the statement after it
+            // must never be the one cancelled.
+            for _ in 0..<20 {
+                watch.begin(worker: 0, until: .now, on: connection)
+                watch.end(worker: 0)
+                try connection.simpleQuery("SELECT pg_sleep(0.02)")
+            }
+        }
+    }
+
     @Test("a server that only reads (default_transaction_read_only) counts as not connected: UNAVAILABLE saying why, and nothing stored")
     func readOnlyServerIsUnavailable() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1)
