@@ -71,6 +71,11 @@ enum GroupCommit {
         /// The small begin_step / complete_step calls (`PoolWork.smallSharedCalls`).
         let smallSharedCalls: Int
 
+        /// When the last of its callers stops waiting.
+        var latestDeadline: ContinuousClock.Instant {
+            calls.map(\.job.deadline).max() ?? .now
+        }
+
         /// Answers every caller of the group with `error` (the group cannot be finished).
         func fail(_ error: StepRunError) {
             for call in calls { call.job.fail(error) }
@@ -136,6 +141,14 @@ enum GroupCommit {
             positions: positions, stepCount: steps.count,
             writePart: reads.isEmpty ? steps.count : positions[writeStatements.count],
             smallSharedCalls: calls.reduce(0) { $0 + $1.job.smallSharedCalls })
+        do {
+            try connection.prepare(steps)
+        } catch {
+            // Nothing of the group was sent: preparing a statement reads the table's definition,
+            // so it can wait on a table lock, and be cancelled there (`StatementWatch`).
+            group.fail(error.storeError(context: "preparing a group's statements; nothing was applied"))
+            return .finished(committed: false)
+        }
         do {
             try connection.sendPipeline(steps)
         } catch {

@@ -21,31 +21,6 @@ struct PGError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The rows of one result, copied out of libpq so the `PGresult` can be freed at once.
-struct PGRows: Sendable {
-    var columnCount: Int
-    /// Row-major text values; nil is SQL NULL.
-    var values: [String?]
-    var count: Int { columnCount == 0 ? 0 : values.count / columnCount }
-
-    subscript(row: Int, column: Int) -> String? {
-        values[row * columnCount + column]
-    }
-
-    /// Splits the rows of a batched statement by the 1-based call ordinal in column `column`:
-    /// `count` results, each shaped like the single statement's (the ordinal column removed).
-    func split(byOrdinalIn column: Int, count: Int) -> [PGRows] {
-        var parts = Array(repeating: [String?](), count: count)
-        for row in 0..<self.count {
-            guard let text = self[row, column], let ordinal = Int(text), ordinal >= 1, ordinal <= count else { continue }
-            for index in 0..<columnCount where index != column {
-                parts[ordinal - 1].append(self[row, index])
-            }
-        }
-        return parts.map { PGRows(columnCount: columnCount - 1, values: $0) }
-    }
-}
-
 /// A statement prepared once per connection under a stable name.
 struct PreparedStatement: Sendable {
     var name: String
@@ -58,6 +33,10 @@ final class PGConnection {
     private var prepared: Set<String> = []
     /// Set when a statement failed with `PGError.isStalePlan`; cleared by dropping them all.
     private var preparedStatementsStale = false
+    /// For the watchdog that cancels statements nobody waits for any more (`StatementWatch`).
+    private(set) var cancelKey: PGCancelKey?
+    /// Set when the server refused a statement as read-only (SQLSTATE 25006): see `readOnlyReason`.
+    private var refusedAsReadOnly = false
 
     /// Opens a connection (blocking, bounded by `connect_timeout`).
     init(parameters: [(String, String)]) throws(PGError) {
@@ -82,7 +61,14 @@ final class PGConnection {
             PQfinish(connection)
             throw PGError(sqlState: nil, message: message, connectionLost: true)
         }
+        // A read-only server counts as not connected: the pool backs off and reconnects (a
+        // multi-host URL then tries its other hosts) until a primary answers.
+        if let reason = Self.readOnlyReason(connection) {
+            PQfinish(connection)
+            throw PGError(sqlState: "25006", message: reason, connectionLost: true)
+        }
         handle = connection
+        cancelKey = PGCancelKey(connection: connection)
     }
 
     deinit {
@@ -95,6 +81,7 @@ final class PGConnection {
             PQfinish(handle)
         }
         handle = nil
+        cancelKey = nil
         prepared.removeAll()
     }
 
@@ -105,7 +92,7 @@ final class PGConnection {
     /// timeout) or end-of-file. Either way the connection is treated as dead here — before a
     /// statement is sent on it, while reconnecting and running the statement is still safe.
     var isUsable: Bool {
-        guard let handle, PQstatus(handle) == CONNECTION_OK, PQtransactionStatus(handle) == PQTRANS_IDLE else { return false }
+        guard let handle, PQstatus(handle) == CONNECTION_OK, PQtransactionStatus(handle) == PQTRANS_IDLE, !isReadOnly else { return false }
         var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
         return poll(&descriptor, 1, 0) == 0
     }
@@ -117,9 +104,9 @@ final class PGConnection {
         return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
     }
 
-    /// True when connected and outside any transaction.
+    /// True when connected and outside any transaction, on a server that takes writes.
     var isIdle: Bool {
-        guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
+        guard let handle, PQstatus(handle) == CONNECTION_OK, !isReadOnly else { return false }
         return PQtransactionStatus(handle) == PQTRANS_IDLE
     }
 
@@ -238,16 +225,23 @@ final class PGConnection {
         }
     }
 
-    /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — without
-    /// waiting for any result; `receivePipeline` reads them. The connection is in pipeline mode
-    /// until then, and the reading may happen on another thread once this one has handed the
-    /// connection over (`PostgresPool.startNextGroup`).
-    func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
+    /// Prepares the steps' statements not yet prepared on this connection; nothing of the steps
+    /// runs. A failure here (a prepare blocked on a table lock and cancelled, say) sent nothing else.
+    func prepare(_ steps: [PipelineStep]) throws(PGError) {
         let handle = try liveHandle()
         forgetStalePreparedStatements(handle)
         for step in steps {
             try prepareIfNeeded(step.statement, on: handle)
         }
+    }
+
+    /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — without
+    /// waiting for any result; `receivePipeline` reads them. The connection is in pipeline mode
+    /// until then, and the reading may happen on another thread once this one has handed the
+    /// connection over (`PostgresPool.startNextGroup`).
+    func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
+        try prepare(steps)
+        let handle = try liveHandle()
         guard PQenterPipelineMode(handle) == 1 else { throw failure("cannot enter pipeline mode") }
         // Sending could block while Postgres blocks writing results we are not yet reading (large
         // payloads): send without blocking, reading whatever arrives, until everything is out.
@@ -366,10 +360,18 @@ final class PGConnection {
             let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
                 ?? Self.trimmed(PQresultErrorMessage(result))
             if isBroken { close() }
+            if sqlState == "25006" { refusedAsReadOnly = true }  // read_only_sql_transaction
             let error = PGError(sqlState: sqlState, message: message, connectionLost: handle == nil)
             if error.isStalePlan { preparedStatementsStale = true }
             throw error
         }
+    }
+
+    /// The server turned read-only since connecting (it reported so, or refused a write): the
+    /// connection is no longer usable and the pool replaces it.
+    private var isReadOnly: Bool {
+        guard let handle else { return false }
+        return refusedAsReadOnly || Self.reportsReadOnly(handle)
     }
 
     private var isBroken: Bool {

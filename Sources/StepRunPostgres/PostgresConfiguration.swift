@@ -63,6 +63,11 @@ public struct PostgresConfiguration: Sendable {
 
     /// libpq connection parameters, our defaults first so that anything in `connectionString` wins.
     ///
+    /// `target_session_attrs=read-write`: with a multi-host URL (`postgresql://a,b/db`) libpq
+    /// tries the hosts in turn and keeps only a server that takes writes, so a standby listed
+    /// first is skipped, and after a failover the next reconnect finds the promoted one. A URL
+    /// may still say otherwise; a read-only server is then refused by `PGConnection` itself.
+    ///
     /// Every statement reaches its rows through an index, so connections use one generic plan per
     /// prepared statement (left to choose, the plan cache re-planned `complete_steps` on every
     /// execution at moderate load, which cost more than running it) and never a sequential scan (a
@@ -72,6 +77,7 @@ public struct PostgresConfiguration: Sendable {
             ("connect_timeout", String(max(1, connectTimeout.components.seconds))),
             ("application_name", applicationName),
             ("options", "-c statement_timeout=\(statementTimeout.inMilliseconds) -c client_min_messages=warning -c plan_cache_mode=force_generic_plan -c enable_seqscan=off"),
+            ("target_session_attrs", "read-write"),
             ("keepalives", "1"),
             ("keepalives_idle", "30"),
             ("keepalives_interval", "10"),

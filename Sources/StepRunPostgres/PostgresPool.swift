@@ -32,6 +32,9 @@ public struct PoolStatistics: Sendable, Hashable {
     /// Groups started the moment a held group committed (`groupHold`): calls gathered behind a
     /// running group and sent on at once.
     public var heldGroupHandovers: Int
+    /// Statements cancelled because every caller waiting for them had passed its deadline
+    /// (`StatementWatch`).
+    public var cancelledStatements: Int = 0
 }
 
 /// A fixed set of libpq connections, each owned by its own thread.
@@ -62,6 +65,8 @@ public final class PostgresPool: Sendable {
     private let inlineWrites = Atomic<Int>(0)
     private let inlineWriteHandoffs = Atomic<Int>(0)
     private let heldGroupHandovers = Atomic<Int>(0)
+    /// Cancels running work whose callers have all stopped waiting.
+    let watch: StatementWatch
     /// Fires at the earliest deadline of the queued calls (armed under the state lock). Dispatch
     /// sources may be scheduled and cancelled from any thread; the type is just not marked Sendable.
     private nonisolated(unsafe) let expiryTimer: any DispatchSourceTimer
@@ -76,6 +81,7 @@ public final class PostgresPool: Sendable {
                 maxBatch: configuration.maxGroupCommit, holdThreshold: configuration.groupHold > 0 ? configuration.groupHold : .max))
         self.wakeups = (0..<configuration.poolSize).map { _ in DispatchSemaphore(value: 0) }
         self.slots = (0..<configuration.poolSize).map { _ in ConnectionSlot() }
+        self.watch = StatementWatch(workers: configuration.poolSize, logger: logger)
         self.expiryTimer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "steprun.pool.expiry"))
         expiryTimer.setEventHandler { [weak self] in self?.expireWaitingCalls() }
         expiryTimer.activate()
@@ -103,7 +109,8 @@ public final class PostgresPool: Sendable {
             inlineReadHandoffs: inlineReadHandoffs.load(ordering: .relaxed),
             inlineWrites: inlineWrites.load(ordering: .relaxed),
             inlineWriteHandoffs: inlineWriteHandoffs.load(ordering: .relaxed),
-            heldGroupHandovers: heldGroupHandovers.load(ordering: .relaxed))
+            heldGroupHandovers: heldGroupHandovers.load(ordering: .relaxed),
+            cancelledStatements: watch.cancelledCount)
     }
 
     /// Runs `body` on a pooled connection's thread and returns its result.
@@ -474,6 +481,13 @@ final class PoolJob: Sendable, PoolWork {
         }
     }
 
+    /// The latest deadline among the callers this job answers (`StatementWatch`): a group's
+    /// pipeline serves all of its callers.
+    var latestDeadline: ContinuousClock.Instant {
+        if case .finishGroup(let group) = work { return max(deadline, group.latestDeadline) }
+        return deadline
+    }
+
     /// True for a job that must run on the connection as it is, in-flight statement and all
     /// (`finishInFlight`).
     var continuesStartedStatement: Bool {
@@ -490,6 +504,12 @@ final class PoolJob: Sendable, PoolWork {
     /// applied nothing of it, so it is run again (a few times, briefly spaced). So is a
     /// `transaction` call that failed that way: it was rolled back whole.
     func runAlone(on connection: PGConnection) {
+        // Nobody waits for it any more (a group's fallback after its statement was cancelled, say):
+        // running it would only hold the connection, and a write might then commit unasked.
+        guard deadline > ContinuousClock.now else {
+            fail(.deadlineExceeded("the deadline passed before the call ran; it was not applied"))
+            return
+        }
         switch work {
         case .connection(let body, _):
             body(connection)
@@ -561,7 +581,9 @@ private struct PoolWorker {
                 // Its statement is in flight on the connection: no deadline check or liveness probe
                 // first (either would throw the statement's answer away with the connection).
                 if let connection {
+                    pool.watch.begin(worker: index, until: jobs[0].latestDeadline, on: connection)
                     jobs[0].finishInFlight(on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
+                    pool.watch.end(worker: index)
                     if !connection.isUsable { dropConnection() }
                 } else {
                     jobs[0].fail(.unavailable("database connection lost"))
@@ -574,11 +596,13 @@ private struct PoolWorker {
                     for job in live { job.fail(.unavailable("database unreachable: \(lastFailure)")) }
                     continue
                 }
+                pool.watch.begin(worker: index, until: live.map(\.deadline).max() ?? live[0].deadline, on: connection)
                 if live.count == 1 {
                     live[0].runAlone(on: connection)
                 } else {
                     GroupCommit.run(live, on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
                 }
+                pool.watch.end(worker: index)
                 if !connection.isUsable {
                     dropConnection()
                 }

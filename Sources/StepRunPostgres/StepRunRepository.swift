@@ -37,11 +37,13 @@ public final class StepRunRepository: StepRunStore {
 
     /// Round trip to the database through the pool; returns its latency.
     ///
-    /// Throws `StepRunError.unavailable` when the database cannot be reached, and an error if the
-    /// schema has not been migrated.
+    /// Throws `StepRunError.unavailable` when the database cannot be reached (or is read-only) or
+    /// the pool cannot run the query in time (`PostgresPool.probeHealth`: it answers before
+    /// `deadline` even while every connection is blocked), and an error if the schema has not
+    /// been migrated.
     public func checkHealth(deadline: ContinuousClock.Instant?) async throws -> Duration {
         let statement = sql.health
-        return try await pool.withConnection(deadline: deadline) { connection throws(StepRunError) in
+        return try await pool.probeHealth(deadline: deadline) { connection throws(StepRunError) in
             let started = ContinuousClock.now
             do throws(PGError) {
                 _ = try connection.execute(statement, [PGParameter?]())

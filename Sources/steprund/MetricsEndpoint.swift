@@ -47,6 +47,7 @@ final class Scrape: Sendable {
         var inlineWrites = 0
         var inlineWriteHandoffs = 0
         var heldGroupHandovers = 0
+        var cancelledStatements = 0
 
         init() {}
 
@@ -58,6 +59,7 @@ final class Scrape: Sendable {
             inlineWrites = statistics.inlineWrites
             inlineWriteHandoffs = statistics.inlineWriteHandoffs
             heldGroupHandovers = statistics.heldGroupHandovers
+            cancelledStatements = statistics.cancelledStatements
         }
     }
 
@@ -83,6 +85,9 @@ final class Scrape: Sendable {
     private static var heldGroupHandovers: MetricNameDescriptor {
         metric("held_group_handovers", unit: "total", "Groups started the moment a held group committed (group-hold).")
     }
+    private static var cancelledStatements: MetricNameDescriptor {
+        metric("cancelled_statements", unit: "total", "Database statements cancelled because every caller waiting for them had passed its deadline.")
+    }
     private static var poolConnections: MetricNameDescriptor { metric("pool_connections", "Pool connections by state (busy, idle).") }
     private static var poolConnected: MetricNameDescriptor { metric("pool_connected", "Pool connections currently open to Postgres.") }
     private static var poolSize: MetricNameDescriptor { metric("pool_size", "Configured number of pool connections.") }
@@ -101,6 +106,7 @@ final class Scrape: Sendable {
         registry.makeCounter(descriptor: Self.inlineWrites).increment(by: Int64(statistics.inlineWrites - before.inlineWrites))
         registry.makeCounter(descriptor: Self.inlineWriteHandoffs).increment(by: Int64(statistics.inlineWriteHandoffs - before.inlineWriteHandoffs))
         registry.makeCounter(descriptor: Self.heldGroupHandovers).increment(by: Int64(statistics.heldGroupHandovers - before.heldGroupHandovers))
+        registry.makeCounter(descriptor: Self.cancelledStatements).increment(by: Int64(statistics.cancelledStatements - before.cancelledStatements))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "busy")]).set(Double(statistics.busy))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "idle")]).set(Double(statistics.idle))
         registry.makeGauge(descriptor: Self.poolConnected).set(Double(statistics.connected))

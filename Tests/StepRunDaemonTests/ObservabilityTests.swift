@@ -43,6 +43,7 @@ struct ObservabilityTests {
         #expect(body.contains("steprund_inline_writes_total"))
         #expect(body.contains("steprund_inline_write_handoffs_total"))
         #expect(body.contains("steprund_held_group_handovers_total"))
+        #expect(body.contains("steprund_cancelled_statements_total"))
         let missing = await httpGet(port: port, path: "/other")
         #expect(missing?.contains(" 404 ") == true)
         await client.close()
