@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import StepRunClient
 import StepRunCore
 import StepRunWire
@@ -69,6 +70,40 @@ struct ProtocolRulesTests {
         let reused = try #require(try await raw.receive())
         #expect(reused.id == 5)
         #expect(Self.failure(reused) == nil)
+        await raw.close()
+        #expect(try await daemon.repository.stepStatuses(runID: runID) == ["first": .pending])
+    }
+
+    @Test("a malformed frame reusing the id of a request in flight is refused with field id; the request in flight gets its one answer")
+    func malformedFrameWithInFlightIDIsRefusedAsDuplicate() async throws {
+        let daemon = try await TestDaemon.slow(.seconds(3))
+        defer { daemon.server.shutdown() }
+        var raw = try await RawConnection.connect(daemon, .unix)
+        try await raw.hello(token: nil)
+        let runID = UUID()
+        // Both in one write, so the second surely arrives while the first is in the slow store.
+        var frames = ByteBuffer()
+        WireCodec.encodeRequest(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: "first", input: .empty, recovery: nil))), into: &frames)
+        let malformed = Proto.beginStep(id: 5, runID: Array(runID.bytes), step: Array("second".utf8), input: Array("[1,2]".utf8))
+        frames.writeInteger(UInt32(malformed.count))
+        frames.writeBytes(malformed)
+        try await raw.write(Array(frames.readableBytesView))
+        let refusal = try #require(try await raw.receive())
+        #expect(refusal.id == 5)
+        let error = Self.failure(refusal)
+        #expect(error?.code == .invalidArgument, "\(String(describing: error))")
+        #expect(Self.field(error) == "id", "\(String(describing: error))")
+        #expect(error?.message.contains("already in flight") == true)
+        let answer = try #require(try await raw.receive())
+        #expect(answer.id == 5)
+        guard case .success(.store(.schedule(let scheduled, _))) = answer.outcome else {
+            Issue.record("expected the first request's result, got \(answer.outcome)")
+            return
+        }
+        #expect(scheduled.step == "first")
+        // No third answer for id 5: the next one is the health check's.
+        try await raw.send(RequestFrame(id: 6, call: .health))
+        #expect(try await raw.receive()?.id == 6)
         await raw.close()
         #expect(try await daemon.repository.stepStatuses(runID: runID) == ["first": .pending])
     }
