@@ -44,13 +44,18 @@ struct ProtocolRulesTests {
 
     @Test("a request reusing the id of one still in flight is refused with field id; the first is answered as usual")
     func duplicateInFlightIDIsRefused() async throws {
-        let daemon = try await TestDaemon.slow(.milliseconds(800))
+        let daemon = try await TestDaemon.slow(.seconds(3))
         defer { daemon.server.shutdown() }
         var raw = try await RawConnection.connect(daemon, .unix)
         try await raw.hello(token: nil)
         let runID = UUID()
-        try await raw.send(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: "first", input: .empty, recovery: nil))))
-        try await raw.send(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: "second", input: .empty, recovery: nil))))
+        // Both in one write: sent one by one, a loaded machine could let the first finish before
+        // the second arrived, and the second would then be run, not refused.
+        var frames = ByteBuffer()
+        for step in ["first", "second"] {
+            WireCodec.encodeRequest(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: step, input: .empty, recovery: nil))), into: &frames)
+        }
+        try await raw.write(Array(frames.readableBytesView))
         // The refusal comes at once; the first request only after the slow store's delay.
         let refusal = try #require(try await raw.receive())
         #expect(refusal.id == 5)
