@@ -159,6 +159,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             frame = try WireCodec.decodeRequest(payload)
         } catch {
             logger.debug("malformed request", metadata: ["error": "\(error.error.message)"])
+            if handshaken, let id = error.requestID, unansweredIDs.contains(id) {
+                // Its error would read as the answer of the request in flight under that id, which
+                // then would be answered twice: refused as a duplicate id is, that one keeps its answer.
+                send(ResponseFrame(id: id, outcome: .failure(StepRunError.duplicateRequestID(id))))
+                return
+            }
             send(ResponseFrame(id: error.requestID ?? 0, outcome: .failure(error.error)))
             if !handshaken { closeFlushing() }
             return
@@ -182,8 +188,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard !unansweredIDs.contains(frame.id) else {
             // Refused without running it; the earlier request with this id is answered as usual. The
             // refusal is the answer whose details name the field `id`.
-            send(ResponseFrame(id: frame.id, outcome: .failure(.invalidArgument(
-                field: "id", message: "request id \(frame.id) is already in flight on this connection; this request was not run"))))
+            send(ResponseFrame(id: frame.id, outcome: .failure(StepRunError.duplicateRequestID(frame.id))))
             return
         }
         switch frame.call {

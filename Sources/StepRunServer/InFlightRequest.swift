@@ -19,3 +19,10 @@ struct InFlightRequest {
     /// Set once the client has been answered (by the result or by the deadline).
     var answered = false
 }
+
+extension StepRunError {
+    /// The answer to a frame (well-formed or not) reusing the id of a request still in flight.
+    static func duplicateRequestID(_ id: UInt64) -> StepRunError {
+        .invalidArgument(field: "id", message: "request id \(id) is already in flight on this connection; this request was not run")
+    }
+}

@@ -8,7 +8,9 @@ import StepRunCore
 /// not fit is refused before COMMIT. If it happens anyway it is a defect, and the caller must not
 /// be told RESOURCE_EXHAUSTED — a retryable code — about a write that may have been applied: it
 /// gets INTERNAL saying so, and the log says it at error level. A read that is too large changed
-/// nothing; it keeps RESOURCE_EXHAUSTED.
+/// nothing, but retrying it cannot help either (the row was written by daemons with a larger frame
+/// limit): it gets FAILED_PRECONDITION `result_too_large`, never the retryable RESOURCE_EXHAUSTED
+/// (SPEC.md keeps that for load the caller can back off from).
 struct OversizedResult {
     var operation: String?
     var writes: Bool
@@ -20,7 +22,9 @@ struct OversizedResult {
                 "the result of \(operation ?? "the call") encodes to \(size) bytes, over the frame limit of \(limit) bytes, "
                     + "and cannot be sent; the write may have been applied — read it back before retrying")
         }
-        return .resourceExhausted("the result encodes to \(size) bytes, over the frame limit of \(limit) bytes; ask for less per call")
+        return .resultTooLarge(
+            "result_too_large: the result of \(operation ?? "the call") encodes to \(size) bytes, over this daemon's frame limit of "
+                + "\(limit) bytes, and cannot be sent; raise max-frame-bytes to match the daemons that wrote the row")
     }
 
     func log(size: Int, to logger: Logger) {

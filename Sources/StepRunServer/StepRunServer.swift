@@ -220,7 +220,8 @@ public final class StepRunServer: Service, Sendable {
                     // Reads stop while the peer is not taking its answers, so a client that pipelines
                     // requests without reading cannot make the daemon buffer responses without bound.
                     try pipeline.addHandler(BackPressureHandler())
-                    try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: context.configuration.maxFrameBytes)))
+                    try pipeline.addHandler(ByteToMessageHandler(
+                        FrameDecoder(maxFrameBytes: context.configuration.maxFrameBytes, refusesTLSBeforeFirstFrame: true)))
                     // After the frame decoder, so only complete frames count as activity: a peer that
                     // trickles a frame a byte at a time is idle, not busy (PROTOCOL.md section 3).
                     if let idle {

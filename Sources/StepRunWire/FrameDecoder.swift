@@ -8,9 +8,15 @@ public struct FrameDecoder: ByteToMessageDecoder, Sendable {
     /// The largest frame body accepted, in bytes (not counting the length prefix).
     public let maxFrameBytes: Int
 
-    public init(maxFrameBytes: Int) {
+    /// Until the first frame is delivered, a TLS record header where its length belongs is refused
+    /// whatever the limit (see `startsWithTLSRecord`). The daemon sets it: its first frame is a
+    /// small Hello, never a frame of 350 MB or more.
+    private var refusesTLSBeforeFirstFrame: Bool
+
+    public init(maxFrameBytes: Int, refusesTLSBeforeFirstFrame: Bool = false) {
         precondition(maxFrameBytes >= 0, "maxFrameBytes must not be negative")
         self.maxFrameBytes = maxFrameBytes
+        self.refusesTLSBeforeFirstFrame = refusesTLSBeforeFirstFrame
     }
 
     /// Takes one complete frame's payload off the front of `buffer`, or returns nil (consuming
@@ -34,15 +40,21 @@ public struct FrameDecoder: ByteToMessageDecoder, Sendable {
 
     /// True when the bytes where a frame length was expected are a TLS record header: content type
     /// handshake (0x16, a ClientHello) or alert (0x15, a server refusing plain bytes), then record
-    /// version 3.x. Read as a length that is over 350 MB, so it is only asked of a length already
-    /// over the limit and can never misread a frame the limit allows.
+    /// version 3.x. Read as a length that is over 350 MB, so asked of a length already over the limit
+    /// it can never misread a frame the limit allows; a limit of 350 MB or more (up to 1 GiB) would
+    /// let a ClientHello wait for its "body", so the daemon also asks it of a connection's first frame.
     static func startsWithTLSRecord(_ buffer: ByteBuffer) -> Bool {
         guard let header = buffer.getBytes(at: buffer.readerIndex, length: 3) else { return false }
         return (header[0] == 0x15 || header[0] == 0x16) && header[1] == 0x03 && header[2] <= 0x04
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if refusesTLSBeforeFirstFrame, Self.startsWithTLSRecord(buffer) {
+            let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self).map(Int.init) ?? 0
+            throw FrameTooLargeError(length: length, limit: maxFrameBytes, looksLikeTLS: true)
+        }
         guard let frame = try nextFrame(from: &buffer) else { return .needMoreData }
+        refusesTLSBeforeFirstFrame = false
         context.fireChannelRead(Self.wrapInboundOut(frame))
         return .continue
     }

@@ -91,7 +91,7 @@ public enum WireCodec {
     public static func encodeResponse(
         _ frame: ResponseFrame, into buffer: inout ByteBuffer, maxFrameBytes: Int,
         oversized: (_ size: Int) -> StepRunError = { size in
-            .resourceExhausted("the result encodes to \(size) bytes, over the frame limit; ask for less per call")
+            .resultTooLarge("result_too_large: the result encodes to \(size) bytes, over the frame limit; raise max-frame-bytes")
         }
     ) -> Int? {
         let arena = EncodeArena()

@@ -55,58 +55,60 @@ struct Serve: AsyncParsableCommand {
                 "unix": "\(inherited.unix.map(String.init) ?? "none")", "tcp": "\(inherited.tcp.map(String.init) ?? "none")",
             ])
         }
-        var embedded: EmbeddedPostgres?
-        var embeddedStartedHere = false
-        if settings.usesEmbeddedDatabase {
-            let cluster = EmbeddedPostgres(directory: settings.dataDirectory, logger: logger)
-            logger.notice("no database configured: using the embedded development database (not for production)", metadata: ["dir": "\(settings.dataDirectory)"])
-            do {
-                embeddedStartedHere = try await cluster.start()
-            } catch {
-                // `start` found the cluster stopped before it threw; pg_ctl may have been killed
-                // (a signal to the whole process group) after the server came up, so stop it.
-                await cluster.stop()
-                if let signal = stop.received {
-                    logger.notice("stopped by \(signal) during start-up")
-                    return
-                }
-                throw error
-            }
-            embedded = cluster
-            if let signal = stop.received {
-                logger.notice("stopped by \(signal) during start-up")
-                if embeddedStartedHere { await cluster.stop() }
-                return
-            }
-        }
+        // Everything that can be refused is refused before the embedded cluster starts, so a bad
+        // setting never leaves a Postgres running.
+        let embedded = settings.usesEmbeddedDatabase ? EmbeddedPostgres(directory: settings.dataDirectory, logger: logger) : nil
         let postgres = try settings.postgresConfiguration(embedded: embedded?.connectionString)
         try serverConfiguration.validate()
-        Systemd.notify("STATUS=applying database migrations")
 
-        let pool = PostgresPool(configuration: postgres, logger: logger)
+        // From the cluster's start to the group's run, every way out (an error, a stop signal) goes
+        // through the one cleanup below; once the group runs, its services stop the pool and cluster.
+        var stopsEmbedded = false
+        var pool: PostgresPool?
+        let group: ServiceGroup
         do {
-            try await migrateWhenReachable(pool: pool, logger: logger, stop: stop)
+            if let embedded {
+                logger.notice("no database configured: using the embedded development database (not for production)", metadata: ["dir": "\(settings.dataDirectory)"])
+                // A start that throws may still have brought the server up (pg_ctl killed by a signal to
+                // the whole process group after the server came up), so it is stopped then too.
+                stopsEmbedded = true
+                stopsEmbedded = try await embedded.start()
+                guard stop.received == nil else { throw StoppedDuringStartUp() }
+            }
+            Systemd.notify("STATUS=applying database migrations")
+            let opened = PostgresPool(configuration: postgres, logger: logger)
+            pool = opened
+            try await migrateWhenReachable(pool: opened, logger: logger, stop: stop)
+            guard stop.received == nil else { throw StoppedDuringStartUp() }
+            group = makeServiceGroup(
+                settings: settings, serverConfiguration: serverConfiguration, pool: opened, registry: registry,
+                embedded: embedded.map { ($0, stopsEmbedded) }, logger: logger)
         } catch {
-            await pool.shutdown()
-            if embeddedStartedHere { await embedded?.stop() }
+            await pool?.shutdown()
+            if stopsEmbedded { await embedded?.stop() }
+            if let signal = stop.received {
+                logger.notice("stopped by \(signal) during start-up")
+                return
+            }
             throw error
         }
-        if let signal = stop.received {
-            logger.notice("stopped by \(signal) during start-up")
-            await pool.shutdown()
-            if embeddedStartedHere { await embedded?.stop() }
-            return
-        }
+        stop.forward(to: group)
+        try await group.run()
+    }
+
+    /// The services in start order; they stop in reverse: the server drains first, then the pool closes, then the cluster.
+    private func makeServiceGroup(
+        settings: Settings, serverConfiguration: ServerConfiguration, pool: PostgresPool,
+        registry: PrometheusCollectorRegistry, embedded: (EmbeddedPostgres, startedHere: Bool)?, logger: Logger
+    ) -> ServiceGroup {
         let repository = StepRunRepository(pool: pool, limits: serverConfiguration.storeLimitsWithResponseBudget)
         let server = StepRunServer(
             configuration: serverConfiguration, store: repository,
             health: { deadline in await .probing { try await repository.checkHealth(deadline: deadline) } },
             logger: logger)
-
-        // Services stop in reverse order: the server drains first, then the pool closes.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let embedded {
-            services.append(.init(service: EmbeddedPostgresService(postgres: embedded, startedHere: embeddedStartedHere)))
+        if let (postgres, startedHere) = embedded {
+            services.append(.init(service: EmbeddedPostgresService(postgres: postgres, startedHere: startedHere)))
         }
         services += [
             .init(service: PoolService(pool: pool)),
@@ -116,14 +118,12 @@ struct Serve: AsyncParsableCommand {
             services.append(.init(service: MetricsEndpoint(host: metrics.host, port: metrics.port, registry: registry, pool: pool, logger: logger)))
         }
         services.append(.init(service: SystemdNotifyService(server: server, logger: logger)))
-        let group = ServiceGroup(
+        return ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services,
                 // `stop` turns SIGTERM, SIGINT and SIGHUP into a graceful shutdown of the group.
                 gracefulShutdownSignals: [],
                 logger: logger))
-        stop.forward(to: group)
-        try await group.run()
     }
 
     /// Start-up should survive a database that is still booting: retry for a while, then give up.
@@ -160,6 +160,9 @@ struct Migrate: AsyncParsableCommand {
         await pool.shutdown()
     }
 }
+
+/// Thrown inside start-up when a stop signal arrived, to take the one cleanup path.
+private struct StoppedDuringStartUp: Error {}
 
 /// Keeps the pool open while the daemon runs and closes it last on shutdown.
 struct PoolService: Service {

@@ -115,4 +115,31 @@ struct SettingsTests {
         #expect(result.output.contains("max frame bytes 4194304") && result.output.contains("697173"), "\(result.output)")
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
+
+    @Test("steprund on the embedded database with an invalid frame limit refuses before starting Postgres, and leaves none running")
+    func invalidLimitsLeaveNoEmbeddedPostgres() async throws {
+        let directory = temporaryPath("steprund-embedded")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Postgres (the postgres user, when the suite runs as root) must reach the cluster under it.
+        chmod(directory, 0o755)
+        let dataDirectory = directory + "/postgres/data"
+        defer {
+            // Before the fix the cluster stayed up: stop it so the test leaves nothing behind either way.
+            let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.compactMap(Int.init).max()
+            if let bin, FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") {
+                let prefix = getuid() == 0 ? "runuser -u postgres -- " : ""
+                _ = system("\(prefix)/usr/lib/postgresql/\(bin)/bin/pg_ctl -D '\(dataDirectory)' -m immediate -w stop > /dev/null 2>&1")
+            }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let socket = directory + "/steprund.sock"
+        // No --database-url and no STEPRUN_DATABASE_URL (DaemonProcess-style environment): the embedded default.
+        let result = await shell(
+            "env -u STEPRUN_DATABASE_URL '\(Binaries.steprund)' serve --data-dir '\(directory)' --unix-socket '\(socket)' --max-frame-bytes 4194304")
+        #expect(result.status != 0)
+        #expect(result.output.contains("max frame bytes 4194304"), "\(result.output)")
+        let postgres = await shell("pgrep -f '[p]ostgres -D \(dataDirectory)'")
+        #expect(postgres.status != 0, "an embedded Postgres is still running: \(postgres.output)")
+        #expect(!FileManager.default.fileExists(atPath: dataDirectory + "/postmaster.pid"))
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import StepRunClient
 import StepRunCore
 import StepRunWire
@@ -43,13 +44,18 @@ struct ProtocolRulesTests {
 
     @Test("a request reusing the id of one still in flight is refused with field id; the first is answered as usual")
     func duplicateInFlightIDIsRefused() async throws {
-        let daemon = try await TestDaemon.slow(.milliseconds(800))
+        let daemon = try await TestDaemon.slow(.seconds(3))
         defer { daemon.server.shutdown() }
         var raw = try await RawConnection.connect(daemon, .unix)
         try await raw.hello(token: nil)
         let runID = UUID()
-        try await raw.send(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: "first", input: .empty, recovery: nil))))
-        try await raw.send(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: "second", input: .empty, recovery: nil))))
+        // Both in one write: sent one by one, a loaded machine could let the first finish before
+        // the second arrived, and the second would then be run, not refused.
+        var frames = ByteBuffer()
+        for step in ["first", "second"] {
+            WireCodec.encodeRequest(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: step, input: .empty, recovery: nil))), into: &frames)
+        }
+        try await raw.write(Array(frames.readableBytesView))
         // The refusal comes at once; the first request only after the slow store's delay.
         let refusal = try #require(try await raw.receive())
         #expect(refusal.id == 5)
@@ -69,6 +75,40 @@ struct ProtocolRulesTests {
         let reused = try #require(try await raw.receive())
         #expect(reused.id == 5)
         #expect(Self.failure(reused) == nil)
+        await raw.close()
+        #expect(try await daemon.repository.stepStatuses(runID: runID) == ["first": .pending])
+    }
+
+    @Test("a malformed frame reusing the id of a request in flight is refused with field id; the request in flight gets its one answer")
+    func malformedFrameWithInFlightIDIsRefusedAsDuplicate() async throws {
+        let daemon = try await TestDaemon.slow(.seconds(3))
+        defer { daemon.server.shutdown() }
+        var raw = try await RawConnection.connect(daemon, .unix)
+        try await raw.hello(token: nil)
+        let runID = UUID()
+        // Both in one write, so the second surely arrives while the first is in the slow store.
+        var frames = ByteBuffer()
+        WireCodec.encodeRequest(RequestFrame(id: 5, call: .store(.scheduleStep(runID: runID, step: "first", input: .empty, recovery: nil))), into: &frames)
+        let malformed = Proto.beginStep(id: 5, runID: Array(runID.bytes), step: Array("second".utf8), input: Array("[1,2]".utf8))
+        frames.writeInteger(UInt32(malformed.count))
+        frames.writeBytes(malformed)
+        try await raw.write(Array(frames.readableBytesView))
+        let refusal = try #require(try await raw.receive())
+        #expect(refusal.id == 5)
+        let error = Self.failure(refusal)
+        #expect(error?.code == .invalidArgument, "\(String(describing: error))")
+        #expect(Self.field(error) == "id", "\(String(describing: error))")
+        #expect(error?.message.contains("already in flight") == true)
+        let answer = try #require(try await raw.receive())
+        #expect(answer.id == 5)
+        guard case .success(.store(.schedule(let scheduled, _))) = answer.outcome else {
+            Issue.record("expected the first request's result, got \(answer.outcome)")
+            return
+        }
+        #expect(scheduled.step == "first")
+        // No third answer for id 5: the next one is the health check's.
+        try await raw.send(RequestFrame(id: 6, call: .health))
+        #expect(try await raw.receive()?.id == 6)
         await raw.close()
         #expect(try await daemon.repository.stepStatuses(runID: runID) == ["first": .pending])
     }

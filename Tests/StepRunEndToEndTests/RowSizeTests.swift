@@ -111,6 +111,33 @@ struct RowSizeTests {
         }
     }
 
+    @Test("a stored row larger than this daemon's frame is answered FAILED_PRECONDITION result_too_large, never the retryable RESOURCE_EXHAUSTED")
+    func rowLargerThanTheFrameIsResultTooLarge() async throws {
+        // Written by a daemon with the default limits; read by one whose frame is far smaller
+        // (as after lowering max-frame-bytes on one daemon of several).
+        let shared = try await TestDaemon.shared()
+        let writer = shared.client(.unix)
+        defer { Task { await writer.close() } }
+        let runID = UUID()
+        _ = try await writer.beginStep(runID: runID, step: "wide", input: Self.payload(storedBytes: 200_000))
+        let small = try await TestDaemon.start(repository: shared.repository) {
+            $0.maxFrameBytes = 64 << 10
+            $0.storeLimits.maxPayloadBytes = 8 << 10
+        }
+        defer { small.server.shutdown() }
+        let reader = small.client(.unix)
+        defer { Task { await reader.close() } }
+        let error = await storeError { _ = try await reader.getStepRun(runID: runID, step: "wide") }
+        guard case .resultTooLarge(let message)? = error else {
+            Issue.record("expected result_too_large, got \(String(describing: error))")
+            return
+        }
+        #expect(error?.code == .failedPrecondition && error?.reason == "result_too_large" && error?.isRetryable == false)
+        #expect(message.contains("max-frame-bytes"), "\(message)")
+        // The connection survives: the next call is answered.
+        #expect(try await reader.getStepRun(runID: UUID(), step: "none") == nil)
+    }
+
     @Test("a write whose result cannot be sent is answered INTERNAL, never the retryable RESOURCE_EXHAUSTED")
     func unsendableWriteResultIsInternal() async throws {
         let shared = try await TestDaemon.shared()
@@ -124,6 +151,6 @@ struct RowSizeTests {
         let write = await storeError { _ = try await client.completeStep(stepRunID: UUID(), output: [:]) }
         #expect(write?.code == .internal)
         let read = await storeError { _ = try await client.getStepRun(runID: UUID(), step: "s") }
-        #expect(read?.code == .resourceExhausted)
+        #expect(read?.code == .failedPrecondition && read?.reason == "result_too_large")
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOSSL
 import StepRunClient
 import StepRunCore
+import StepRunServer
 import StepRunWire
 import Synchronization
 import Testing
@@ -68,6 +69,31 @@ struct TLSMismatchTests {
         await tlsClient.close()
         #expect(await eventually { log.contains("the peer tried TLS on a plain (non-TLS) port") })
         // The daemon serves plain clients as before.
+        let plain = daemon.client(.tcp)
+        #expect(try await plain.health().serving)
+        await plain.close()
+    }
+    @Test("a TLS client on a plain port with a 1 GiB frame limit is still recognised at once, not left waiting for a 350 MB frame")
+    func tlsClientOnPlainPortWithHugeFrameLimit() async throws {
+        let shared = try await TestDaemon.shared()
+        let certificates = try await TestCertificates.shared.value
+        let log = CapturedLog()
+        let daemon = try await TestDaemon.start(repository: shared.repository, logger: log.logger) {
+            $0.maxFrameBytes = ServerConfiguration.maxFrameBytesLimit
+            $0.storeLimits.maxPayloadBytes = StoreLimits.maxPayloadBytesLimit
+            // Far longer than the wait below: only TLS detection, not the handshake timeout, can close it in time.
+            $0.handshakeTimeout = .seconds(600)
+            let configured = $0
+            #expect(throws: Never.self) { try configured.validate() }
+        }
+        defer { daemon.server.shutdown() }
+        let tlsClient = StepRunClient(
+            target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token),
+            configuration: .init(connectTimeout: .seconds(20), tls: try certificates.clientTLS(withCertificate: false)))
+        let error = await storeError { _ = try await tlsClient.health(timeout: .seconds(20)) }
+        #expect(error != nil)
+        await tlsClient.close()
+        #expect(await eventually(timeout: .seconds(30)) { log.contains("the peer tried TLS on a plain (non-TLS) port") })
         let plain = daemon.client(.tcp)
         #expect(try await plain.health().serving)
         await plain.close()

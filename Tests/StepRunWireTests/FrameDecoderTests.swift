@@ -120,7 +120,7 @@ import Testing
         #expect(try WireCodec.decodeRequest(Wire.payload(of: buffer)) == frame)
     }
 
-    @Test func oversizedResponseBecomesResourceExhaustedForTheSameID() throws {
+    @Test func oversizedResponseBecomesResultTooLargeForTheSameID() throws {
         var buffer = ByteBuffer()
         let frame = ResponseFrame(id: 31, outcome: .success(.store(.outputs(Array(repeating: Self.big, count: 3)))))
         WireCodec.encodeResponse(frame, into: &buffer, maxFrameBytes: 4000)
@@ -130,6 +130,6 @@ import Testing
             Issue.record("expected an error, got \(decoded)")
             return
         }
-        #expect(error.code == .resourceExhausted)
+        #expect(error.code == .failedPrecondition && error.reason == "result_too_large")
     }
 }
