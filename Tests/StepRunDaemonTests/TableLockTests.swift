@@ -69,16 +69,17 @@ struct TableLockTests {
             return await group.reduce(into: []) { $0.append($1) }
         }
         #expect(outcomes.allSatisfy { $0.0 == .deadlineExceeded }, "\(outcomes)")
-        #expect(outcomes.allSatisfy { $0.1 < .seconds(3) }, "\(outcomes)")
+        // Answered by the daemon's deadline, not by the lock's release (generous for a loaded machine).
+        #expect(outcomes.allSatisfy { $0.1 < .seconds(8) }, "\(outcomes)")
 
         // While the lock is still held, no daemon connection waits on it any more.
         #expect(await eventually(timeout: .seconds(10)) {
             await psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'steprund' AND wait_event_type = 'Lock'") == "0"
         })
         let healthStarted = ContinuousClock.now
-        let reply = try await client.health(timeout: .seconds(2))
+        let reply = try await client.health(timeout: .seconds(4))
         let healthTook = ContinuousClock.now - healthStarted
-        #expect(healthTook < .seconds(2), "health took \(healthTook)")
+        #expect(healthTook < .seconds(4), "health took \(healthTook)")
         #expect(!reply.serving)
         #expect(!reply.message.isEmpty)
         print("table lock: \(outcomes.count) calls DEADLINE_EXCEEDED; health in \(healthTook): \(reply.message)")
