@@ -1,6 +1,7 @@
 import Foundation
 import StepRunClient
 import StepRunCore
+@testable import StepRunPostgres
 import StepRunWire
 import Testing
 
@@ -177,6 +178,43 @@ struct PagingTests {
         #expect(failure.code == .failedPrecondition)
         #expect(failure.message.contains("page_required"))
         await raw.close()
+        await client.close()
+    }
+}
+
+/// A row stored before the size rules (or under a larger payload limit) can be larger than one
+/// page's budget: its page holds it alone and the list goes on after it.
+@Suite("Rows larger than a page's budget")
+struct OversizedRowPagingTests {
+    @Test("a first row over the page budget is served alone and the list goes on: nothing after it is dropped")
+    func anOversizedFirstRowDoesNotEndTheList() async throws {
+        let daemon = try await PagingTests.daemon()
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        var ids: [UUID] = []
+        for step in ["big", "after-1", "after-2"] {
+            let id = try await client.beginStep(runID: runID, step: step).0.id
+            try await client.completeStep(stepRunID: id, output: ["step": .string(step)])
+            ids.append(id)
+        }
+        // Over the page budget (frame less the list envelope) by its measure, still within one
+        // frame: written through SQL, past the daemon's 40 KiB payload limit.
+        let budget = PagingTests.maxFrameBytes - WireProtocol.listEnvelopeBytes
+        let blob = budget + 100 - #"{"blob": ""}"#.utf8.count
+        let pool = daemon.repository.pool
+        let connection = try PGConnection(parameters: pool.configuration.connectionParameters)
+        _ = try connection.simpleQuery("""
+            UPDATE \(pool.configuration.schema).step_runs SET output = jsonb_build_object('blob', repeat('x', \(blob)))
+            WHERE id = '\(ids[0].uuidString.lowercased())'
+            """, context: "storing an oversized output")
+        connection.close()
+
+        var pages: [Int] = []
+        for try await page in client.completedOutputsList(runID: runID).pages { pages.append(page.elements.count) }
+        #expect(pages == [1, 2], "the oversized output alone, then the other two")
+        let outputs = try await client.completedOutputs(runID: runID)
+        #expect(outputs.count == 3)
+        #expect(try outputs.last?.object["step"] == .string("after-2"))
         await client.close()
     }
 }
