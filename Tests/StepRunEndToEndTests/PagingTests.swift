@@ -180,6 +180,30 @@ struct PagingTests {
         await raw.close()
         await client.close()
     }
+
+    @Test("a version 1 client's whole list is bounded by its own 4 MiB frames: a 5 MiB list is page_required, not a frame it refuses")
+    func versionOneClientsAreBudgetedToTheirFrames() async throws {
+        let daemon = try await TestDaemon.start(repository: TestDaemon.shared().repository) {
+            $0.maxFrameBytes = WireProtocol.defaultMaxFrameBytes
+            $0.storeLimits.maxPayloadBytes = 1 << 20
+        }
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        // Six 900 KiB outputs: within the server's 8 MiB frame, past a version 1 client's 4 MiB.
+        _ = try await Self.largeRun(client, runID: runID, count: 6, outputBytes: 900 << 10)
+
+        var raw = try await RawConnection.connect(daemon, .unix)
+        try await raw.send(RequestFrame(id: 1, call: .hello(Hello(protocolVersion: 1, clientName: "v1", token: nil))))
+        guard case .success(.hello)? = try await raw.receive()?.outcome else { throw StepRunError.internal("handshake failed") }
+        try await raw.send(RequestFrame(id: 2, call: .store(.completedOutputs(runID: runID))))
+        let refused = try await raw.receive()
+        guard case .failure(let failure)? = refused?.outcome else { throw StepRunError.internal("unexpected \(String(describing: refused).prefix(200))") }
+        #expect(failure.code == .failedPrecondition)
+        #expect(failure.message.contains("page_required"))
+        #expect(try await client.completedOutputs(runID: runID).count == 6, "a version 2 client still reads it, in pages")
+        await raw.close()
+        await client.close()
+    }
 }
 
 /// A row stored before the size rules (or under a larger payload limit) can be larger than one
