@@ -19,6 +19,9 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
     case staleStepRun(status: StepStatus)
     /// The attempt is no longer running (`stale_attempt`).
     case staleAttempt(status: AttemptStatus)
+    /// A version 1 whole-list read that does not fit one response (`page_required`); the
+    /// message says how to page. A case of its own so the reason travels in `details.reason`.
+    case pageRequired(String)
     /// Another precondition failed.
     case failedPrecondition(String)
     case aborted(String)
@@ -40,7 +43,7 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
         case .alreadyExists: .alreadyExists
         case .permissionDenied: .permissionDenied
         case .resourceExhausted: .resourceExhausted
-        case .staleStepRun, .staleAttempt, .failedPrecondition: .failedPrecondition
+        case .staleStepRun, .staleAttempt, .pageRequired, .failedPrecondition: .failedPrecondition
         case .aborted: .aborted
         case .unavailable: .unavailable
         case .internal: .internal
@@ -55,7 +58,7 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
         switch self {
         case .cancelled(let message), .deadlineExceeded(let message), .notFound(let message),
             .alreadyExists(let message), .permissionDenied(let message), .resourceExhausted(let message),
-            .failedPrecondition(let message), .aborted(let message), .unavailable(let message),
+            .pageRequired(let message), .failedPrecondition(let message), .aborted(let message), .unavailable(let message),
             .internal(let message), .unauthenticated(let message), .unimplemented(let message):
             message
         case .invalidArgument(_, let message):
@@ -69,11 +72,13 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
         }
     }
 
-    /// The machine-readable reason for `FAILED_PRECONDITION` errors (`stale_step_run`, `stale_attempt`).
+    /// The machine-readable reason for `FAILED_PRECONDITION` errors (`stale_step_run`, `stale_attempt`,
+    /// `page_required`).
     public var reason: String? {
         switch self {
         case .staleStepRun: "stale_step_run"
         case .staleAttempt: "stale_attempt"
+        case .pageRequired: "page_required"
         case .transactionFailed(_, let cause): cause.reason
         default: nil
         }

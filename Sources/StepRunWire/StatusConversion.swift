@@ -42,6 +42,8 @@ extension EncodeArena {
         case .staleAttempt(let current):
             detailsMessage().pointee.reason = cString(cause.reason ?? "")
             detailsMessage().pointee.attempt_status = current.wire
+        case .pageRequired:
+            detailsMessage().pointee.reason = cString(cause.reason ?? "")
         default:
             break
         }
@@ -99,6 +101,7 @@ extension StepRunError {
             if reason == "stale_attempt", let details, let current = AttemptStatus(wire: details.attempt_status) {
                 return .staleAttempt(status: current)
             }
+            if reason == "page_required" { return .pageRequired(message) }
             return .failedPrecondition(message)
         case .aborted: return .aborted(message)
         case .unavailable: return .unavailable(message)

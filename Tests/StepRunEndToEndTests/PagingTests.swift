@@ -177,6 +177,7 @@ struct PagingTests {
         guard case .failure(let failure)? = refused?.outcome else { throw StepRunError.internal("unexpected \(String(describing: refused))") }
         #expect(failure.code == .failedPrecondition)
         #expect(failure.message.contains("page_required"))
+        #expect(failure.reason == "page_required", "the cause travels in details.reason, like stale_step_run")
         await raw.close()
         await client.close()
     }
