@@ -243,3 +243,25 @@ struct OversizedRowPagingTests {
         await client.close()
     }
 }
+
+/// A whole-list read through the client: the whole list, within one deadline.
+@Suite("Whole lists through the client")
+struct WholeListTests {
+    @Test("perform with a whole-list request (PageRequest.whole) gives the whole list through the client, as through the repository")
+    func wholeListRequestGetsEveryPage() async throws {
+        let daemon = try await PagingTests.daemon()
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        _ = try await PagingTests.largeRun(client, runID: runID)
+
+        let throughClient = try await client.perform(.completedOutputs(runID: runID), deadline: nil)
+        let throughRepository = try await daemon.repository.perform(.completedOutputs(runID: runID), deadline: nil)
+        #expect(throughClient == throughRepository)
+        guard case .outputs(let outputs, let next) = throughClient else {
+            Issue.record("not completed_outputs: \(throughClient)")
+            return
+        }
+        #expect(outputs.count == PagingTests.largeRunSteps && next == nil)
+        await client.close()
+    }
+}
