@@ -264,4 +264,22 @@ struct WholeListTests {
         #expect(outputs.count == PagingTests.largeRunSteps && next == nil)
         await client.close()
     }
+
+    @Test("a whole-list read's timeout bounds all its pages together, not each page")
+    func wholeListTimeoutCoversEveryPage() async throws {
+        let writer = try await TestDaemon.shared().client(.unix)
+        let runID = UUID()
+        _ = try await PagingTests.largeRun(writer, runID: runID)
+        await writer.close()
+        // Every call takes 500 ms; the run takes at least four pages of 256 KiB (2 s in all), each
+        // well within the 1.5 s timeout on its own.
+        let daemon = try await TestDaemon.slow(.milliseconds(500)) {
+            $0.maxFrameBytes = PagingTests.maxFrameBytes
+            $0.storeLimits.maxPayloadBytes = 40 << 10
+        }
+        let client = daemon.client(.unix)
+        let error = await storeError { _ = try await client.completedOutputs(runID: runID, timeout: .milliseconds(1500)) }
+        #expect(error?.code == .deadlineExceeded)
+        await client.close()
+    }
 }
