@@ -75,7 +75,17 @@ public final class StepRunClient: StepRunStore {
 
     /// Sends one store operation and waits for its result, at most until `deadline` (nil: the default timeout).
     /// Errors thrown are `StepRunError`.
+    /// A whole-list request (`PageRequest.whole`) gets the whole list: the client follows the pages
+    /// the server cuts it into, all before the one `deadline`.
     public func perform(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
+        if let page = request.page, !page.paged {
+            return try await performWhole(request, deadline: deadline ?? .now.advanced(by: configuration.defaultTimeout))
+        }
+        return try await performOne(request, deadline: deadline)
+    }
+
+    /// One request, one answer (one page of a list).
+    func performOne(_ request: StoreRequest, deadline: ContinuousClock.Instant?) async throws -> StoreResult {
         let reply = try await call(.store(request), deadline: deadline)
         guard case .store(let result) = reply else { throw StepRunError.internal("steprund answered with \(reply)") }
         return result

@@ -130,7 +130,8 @@ public struct PageToken: Sendable, Hashable {
             let (time, insertedAt) = (Self.int64(bytes, at: 18), Self.int64(bytes, at: 26))
             // The store turns these back into timestamps through a double: only values it could
             // have written (µs within ±2^53 of the epoch, about ±285 years) come back exact.
-            guard abs(time) <= Self.maxExactMicros, abs(insertedAt) <= Self.maxExactMicros else {
+            // `magnitude`, not `abs`: the bytes are the client's, and abs(Int64.min) traps.
+            guard time.magnitude <= Self.maxExactMicros.magnitude, insertedAt.magnitude <= Self.maxExactMicros.magnitude else {
                 throw refuse("is not a page token of this server (time out of range)")
             }
             cursor = .timeKey(time: time, insertedAt: insertedAt, id: UUID(uuid: Self.uuid(bytes, at: 34)))

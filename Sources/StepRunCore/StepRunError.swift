@@ -22,6 +22,9 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
     /// A stored row (or page) encodes to more than this daemon's frame limit (`result_too_large`):
     /// not load to back off from — the same read fails until max-frame-bytes is raised.
     case resultTooLarge(String)
+    /// A version 1 whole-list read that does not fit one response (`page_required`); the
+    /// message says how to page. A case of its own so the reason travels in `details.reason`.
+    case pageRequired(String)
     /// Another precondition failed.
     case failedPrecondition(String)
     case aborted(String)
@@ -43,7 +46,7 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
         case .alreadyExists: .alreadyExists
         case .permissionDenied: .permissionDenied
         case .resourceExhausted: .resourceExhausted
-        case .staleStepRun, .staleAttempt, .resultTooLarge, .failedPrecondition: .failedPrecondition
+        case .staleStepRun, .staleAttempt, .resultTooLarge, .pageRequired, .failedPrecondition: .failedPrecondition
         case .aborted: .aborted
         case .unavailable: .unavailable
         case .internal: .internal
@@ -58,7 +61,7 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
         switch self {
         case .cancelled(let message), .deadlineExceeded(let message), .notFound(let message),
             .alreadyExists(let message), .permissionDenied(let message), .resourceExhausted(let message),
-            .resultTooLarge(let message), .failedPrecondition(let message), .aborted(let message), .unavailable(let message),
+            .resultTooLarge(let message), .pageRequired(let message), .failedPrecondition(let message), .aborted(let message), .unavailable(let message),
             .internal(let message), .unauthenticated(let message), .unimplemented(let message):
             message
         case .invalidArgument(_, let message):
@@ -72,12 +75,14 @@ public indirect enum StepRunError: Error, Sendable, Hashable, CustomStringConver
         }
     }
 
-    /// The machine-readable reason for `FAILED_PRECONDITION` errors (`stale_step_run`, `stale_attempt`, `result_too_large`).
+    /// The machine-readable reason for `FAILED_PRECONDITION` errors (`stale_step_run`, `stale_attempt`,
+    /// `result_too_large`, `page_required`).
     public var reason: String? {
         switch self {
         case .staleStepRun: "stale_step_run"
         case .staleAttempt: "stale_attempt"
         case .resultTooLarge: "result_too_large"
+        case .pageRequired: "page_required"
         case .transactionFailed(_, let cause): cause.reason
         default: nil
         }

@@ -90,14 +90,16 @@ public struct StoreList<Element: Sendable>: AsyncSequence, Sendable {
 }
 
 extension StepRunStore {
-    /// A list whose pages come from `request` and are read out of the result by `page`.
+    /// A list whose pages come from `request` and are read out of the result by `page`; each
+    /// page's call gets the deadline `deadline()` returns when it starts.
     private func list<Element: Sendable>(
-        pageSize: Int?, timeout: Duration?, _ request: @escaping @Sendable (PageRequest) -> StoreRequest,
+        pageSize: Int?, deadline: @escaping @Sendable () -> ContinuousClock.Instant?,
+        _ request: @escaping @Sendable (PageRequest) -> StoreRequest,
         _ page: @escaping @Sendable (StoreResult) -> ListPage<Element>?
     ) -> StoreList<Element> {
         StoreList { token in
             let call = request(PageRequest(size: pageSize, after: token))
-            let result = try await perform(call, deadline: timeout.map { ContinuousClock.now.advanced(by: $0) })
+            let result = try await perform(call, deadline: deadline())
             guard let elements = page(result) else {
                 throw StepRunError.internal("unexpected result \(result) for \(call.operationName)")
             }
@@ -105,10 +107,25 @@ extension StepRunStore {
         }
     }
 
+    /// `timeout` from the start of each page's call: a list iterated page by page has no end in time.
+    private static func perPage(_ timeout: Duration?) -> @Sendable () -> ContinuousClock.Instant? {
+        { timeout.map { ContinuousClock.now.advanced(by: $0) } }
+    }
+
+    /// `timeout` from now, for every page: a whole-list read ends within it, however many pages.
+    private static func once(_ timeout: Duration?) -> @Sendable () -> ContinuousClock.Instant? {
+        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+        return { deadline }
+    }
+
     /// The run's completed steps in completion order, read page by page as it is iterated.
     /// `timeout` applies to each page's call; `pageSize` nil lets the store fill each page.
     public func completedStepsList(runID: UUID, pageSize: Int? = nil, timeout: Duration? = nil) -> StoreList<String> {
-        list(pageSize: pageSize, timeout: timeout, { .completedSteps(runID: runID, page: $0) }) {
+        completedSteps(runID, pageSize, Self.perPage(timeout))
+    }
+
+    private func completedSteps(_ runID: UUID, _ pageSize: Int?, _ deadline: @escaping @Sendable () -> ContinuousClock.Instant?) -> StoreList<String> {
+        list(pageSize: pageSize, deadline: deadline, { .completedSteps(runID: runID, page: $0) }) {
             guard case .steps(let names, let next) = $0 else { return nil }
             return ListPage(elements: names, next: next)
         }
@@ -117,7 +134,11 @@ extension StepRunStore {
     /// The outputs of the run's completed steps in completion order (a null output reads as `{}`),
     /// read page by page as it is iterated.
     public func completedOutputsList(runID: UUID, pageSize: Int? = nil, timeout: Duration? = nil) -> StoreList<JSONPayload> {
-        list(pageSize: pageSize, timeout: timeout, { .completedOutputs(runID: runID, page: $0) }) {
+        completedOutputs(runID, pageSize, Self.perPage(timeout))
+    }
+
+    private func completedOutputs(_ runID: UUID, _ pageSize: Int?, _ deadline: @escaping @Sendable () -> ContinuousClock.Instant?) -> StoreList<JSONPayload> {
+        list(pageSize: pageSize, deadline: deadline, { .completedOutputs(runID: runID, page: $0) }) {
             guard case .outputs(let outputs, let next) = $0 else { return nil }
             return ListPage(elements: outputs, next: next)
         }
@@ -126,7 +147,11 @@ extension StepRunStore {
     /// The run's completed step runs, most recently completed first (saga undo order), read page by
     /// page as it is iterated.
     public func completedStepRunsForCompensationList(runID: UUID, pageSize: Int? = nil, timeout: Duration? = nil) -> StoreList<StepRun> {
-        list(pageSize: pageSize, timeout: timeout, { .completedStepRunsForCompensation(runID: runID, page: $0) }) {
+        compensation(runID, pageSize, Self.perPage(timeout))
+    }
+
+    private func compensation(_ runID: UUID, _ pageSize: Int?, _ deadline: @escaping @Sendable () -> ContinuousClock.Instant?) -> StoreList<StepRun> {
+        list(pageSize: pageSize, deadline: deadline, { .completedStepRunsForCompensation(runID: runID, page: $0) }) {
             guard case .stepRuns(let stepRuns, let next) = $0 else { return nil }
             return ListPage(elements: stepRuns, next: next)
         }
@@ -134,7 +159,11 @@ extension StepRunStore {
 
     /// The status of every persisted step of the run, by step name in byte order, read page by page.
     public func stepStatusesList(runID: UUID, pageSize: Int? = nil, timeout: Duration? = nil) -> StoreList<StepStatusEntry> {
-        list(pageSize: pageSize, timeout: timeout, { .stepStatuses(runID: runID, page: $0) }) {
+        stepStatuses(runID, pageSize, Self.perPage(timeout))
+    }
+
+    private func stepStatuses(_ runID: UUID, _ pageSize: Int?, _ deadline: @escaping @Sendable () -> ContinuousClock.Instant?) -> StoreList<StepStatusEntry> {
+        list(pageSize: pageSize, deadline: deadline, { .stepStatuses(runID: runID, page: $0) }) {
             guard case .statuses(let statuses, let next) = $0 else { return nil }
             let entries = statuses.map { StepStatusEntry(step: $0.key, status: $0.value) }
                 .sorted { $0.step.utf8.lexicographicallyPrecedes($1.step.utf8) }
@@ -144,33 +173,37 @@ extension StepRunStore {
 
     /// Every attempt of a step run, by number, read page by page as it is iterated.
     public func listAttemptsList(stepRunID: UUID, pageSize: Int? = nil, timeout: Duration? = nil) -> StoreList<StepAttempt> {
-        list(pageSize: pageSize, timeout: timeout, { .listAttempts(stepRunID: stepRunID, page: $0) }) {
+        attempts(stepRunID, pageSize, Self.perPage(timeout))
+    }
+
+    private func attempts(_ stepRunID: UUID, _ pageSize: Int?, _ deadline: @escaping @Sendable () -> ContinuousClock.Instant?) -> StoreList<StepAttempt> {
+        list(pageSize: pageSize, deadline: deadline, { .listAttempts(stepRunID: stepRunID, page: $0) }) {
             guard case .attempts(let attempts, let next) = $0 else { return nil }
             return ListPage(elements: attempts, next: next)
         }
     }
 
-    // The whole lists: every page, followed to the end.
+    // The whole lists: every page, followed to the end, all within one `timeout` from the call.
 
     /// The run's completed steps in completion order.
     public func completedSteps(runID: UUID, timeout: Duration? = nil) async throws -> [String] {
-        try await completedStepsList(runID: runID, timeout: timeout).collect()
+        try await completedSteps(runID, nil, Self.once(timeout)).collect()
     }
 
     /// The outputs of the run's completed steps in completion order (a null output reads as `{}`).
     public func completedOutputs(runID: UUID, timeout: Duration? = nil) async throws -> [JSONPayload] {
-        try await completedOutputsList(runID: runID, timeout: timeout).collect()
+        try await completedOutputs(runID, nil, Self.once(timeout)).collect()
     }
 
     /// The run's completed step runs, most recently completed first (saga undo order).
     public func completedStepRunsForCompensation(runID: UUID, timeout: Duration? = nil) async throws -> [StepRun] {
-        try await completedStepRunsForCompensationList(runID: runID, timeout: timeout).collect()
+        try await compensation(runID, nil, Self.once(timeout)).collect()
     }
 
     /// The status of every persisted step of the run.
     public func stepStatuses(runID: UUID, timeout: Duration? = nil) async throws -> [String: StepStatus] {
         var all: [String: StepStatus] = [:]
-        for try await page in stepStatusesList(runID: runID, timeout: timeout).pages {
+        for try await page in stepStatuses(runID, nil, Self.once(timeout)).pages {
             for entry in page.elements { all[entry.step] = entry.status }
         }
         return all
@@ -178,6 +211,6 @@ extension StepRunStore {
 
     /// Every attempt of a step run, by number.
     public func listAttempts(stepRunID: UUID, timeout: Duration? = nil) async throws -> [StepAttempt] {
-        try await listAttemptsList(stepRunID: stepRunID, timeout: timeout).collect()
+        try await attempts(stepRunID, nil, Self.once(timeout)).collect()
     }
 }

@@ -45,7 +45,7 @@ enum ListPaging {
         let more = count < rows.count
         if more && !page.paged {
             let budget = page.maxBytes.map { " (\($0) bytes of elements)" } ?? ""
-            throw .failedPrecondition("""
+            throw .pageRequired("""
                 page_required: \(request.operationName) of this run does not fit one response\(budget); \
                 page it: send protocol_version 2 in Hello (or set page_size or page_token) and follow next_page_token (docs/PROTOCOL.md §6)
                 """)

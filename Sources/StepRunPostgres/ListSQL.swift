@@ -135,7 +135,10 @@ struct ListSQL {
                     UNION ALL
                     SELECT w.n + 1, o.ids[w.n + 1], w.running + \(measure)
                     FROM walk w CROSS JOIN ordered o
-                    WHERE w.n < cardinality(o.ids) AND ($3::int8 IS NULL OR w.running <= $3::int8)
+                    -- Past a first row forced in over the budget (one stored before the size
+                    -- rules, or a lowered limit) the walk still takes one more row: the 'over'
+                    -- row that says the list goes on. Without it the page would end the list.
+                    WHERE w.n < cardinality(o.ids) AND ($3::int8 IS NULL OR w.n = 1 OR w.running <= $3::int8)
                 ),
                 p AS (SELECT w.*, (w.n = 1 OR $3::int8 IS NULL OR w.running <= $3::int8) AS fit FROM walk w)
                 SELECT CASE WHEN p.fit THEN 'ok' ELSE 'over' END AS fit_text, \(cursor), \(elementOrNull)

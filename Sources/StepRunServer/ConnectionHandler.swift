@@ -202,7 +202,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .store(let call):
             // A list is cut into pages that fit one answer; a version 1 caller that sent no paging
             // field gets the whole list or an error telling it to page (docs/PROTOCOL.md §6).
-            let budget = max(1, server.configuration.maxFrameBytes - WireProtocol.listEnvelopeBytes)
+            let budget = WireProtocol.listBudget(maxFrameBytes: server.configuration.maxFrameBytes, protocolVersion: protocolVersion)
             let request = call.served(maxBytes: budget, pagedConnection: protocolVersion >= WireProtocol.pagingVersion)
             start(frame, operation: request.operationName, writes: !request.isReadOnly, context: context) { server, deadline, completion in
                 server.store.start(request, deadline: deadline, mayBlockCaller: last) { completion($0.map(Reply.store)) }

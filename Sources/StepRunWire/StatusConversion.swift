@@ -42,7 +42,7 @@ extension EncodeArena {
         case .staleAttempt(let current):
             detailsMessage().pointee.reason = cString(cause.reason ?? "")
             detailsMessage().pointee.attempt_status = current.wire
-        case .resultTooLarge:
+        case .resultTooLarge, .pageRequired:
             detailsMessage().pointee.reason = cString(cause.reason ?? "")
         default:
             break
@@ -102,6 +102,7 @@ extension StepRunError {
                 return .staleAttempt(status: current)
             }
             if reason == "result_too_large" { return .resultTooLarge(message) }
+            if reason == "page_required" { return .pageRequired(message) }
             return .failedPrecondition(message)
         case .aborted: return .aborted(message)
         case .unavailable: return .unavailable(message)

@@ -1,6 +1,7 @@
 import Foundation
 import StepRunClient
 import StepRunCore
+@testable import StepRunPostgres
 import StepRunWire
 import Testing
 
@@ -176,7 +177,109 @@ struct PagingTests {
         guard case .failure(let failure)? = refused?.outcome else { throw StepRunError.internal("unexpected \(String(describing: refused))") }
         #expect(failure.code == .failedPrecondition)
         #expect(failure.message.contains("page_required"))
+        #expect(failure.reason == "page_required", "the cause travels in details.reason, like stale_step_run")
         await raw.close()
+        await client.close()
+    }
+
+    @Test("a version 1 client's whole list is bounded by its own 4 MiB frames: a 5 MiB list is page_required, not a frame it refuses")
+    func versionOneClientsAreBudgetedToTheirFrames() async throws {
+        let daemon = try await TestDaemon.start(repository: TestDaemon.shared().repository) {
+            $0.maxFrameBytes = WireProtocol.defaultMaxFrameBytes
+            $0.storeLimits.maxPayloadBytes = 1 << 20
+        }
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        // Six 900 KiB outputs: within the server's 8 MiB frame, past a version 1 client's 4 MiB.
+        _ = try await Self.largeRun(client, runID: runID, count: 6, outputBytes: 900 << 10)
+
+        var raw = try await RawConnection.connect(daemon, .unix)
+        try await raw.send(RequestFrame(id: 1, call: .hello(Hello(protocolVersion: 1, clientName: "v1", token: nil))))
+        guard case .success(.hello)? = try await raw.receive()?.outcome else { throw StepRunError.internal("handshake failed") }
+        try await raw.send(RequestFrame(id: 2, call: .store(.completedOutputs(runID: runID))))
+        let refused = try await raw.receive()
+        guard case .failure(let failure)? = refused?.outcome else { throw StepRunError.internal("unexpected \(String(describing: refused).prefix(200))") }
+        #expect(failure.code == .failedPrecondition)
+        #expect(failure.message.contains("page_required"))
+        #expect(try await client.completedOutputs(runID: runID).count == 6, "a version 2 client still reads it, in pages")
+        await raw.close()
+        await client.close()
+    }
+}
+
+/// A row stored before the size rules (or under a larger payload limit) can be larger than one
+/// page's budget: its page holds it alone and the list goes on after it.
+@Suite("Rows larger than a page's budget")
+struct OversizedRowPagingTests {
+    @Test("a first row over the page budget is served alone and the list goes on: nothing after it is dropped")
+    func anOversizedFirstRowDoesNotEndTheList() async throws {
+        let daemon = try await PagingTests.daemon()
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        var ids: [UUID] = []
+        for step in ["big", "after-1", "after-2"] {
+            let id = try await client.beginStep(runID: runID, step: step).0.id
+            try await client.completeStep(stepRunID: id, output: ["step": .string(step)])
+            ids.append(id)
+        }
+        // Over the page budget (frame less the list envelope) by its measure, still within one
+        // frame: written through SQL, past the daemon's 40 KiB payload limit.
+        let budget = PagingTests.maxFrameBytes - WireProtocol.listEnvelopeBytes
+        let blob = budget + 100 - #"{"blob": ""}"#.utf8.count
+        let pool = daemon.repository.pool
+        let connection = try PGConnection(parameters: pool.configuration.connectionParameters)
+        _ = try connection.simpleQuery("""
+            UPDATE \(pool.configuration.schema).step_runs SET output = jsonb_build_object('blob', repeat('x', \(blob)))
+            WHERE id = '\(ids[0].uuidString.lowercased())'
+            """, context: "storing an oversized output")
+        connection.close()
+
+        var pages: [Int] = []
+        for try await page in client.completedOutputsList(runID: runID).pages { pages.append(page.elements.count) }
+        #expect(pages == [1, 2], "the oversized output alone, then the other two")
+        let outputs = try await client.completedOutputs(runID: runID)
+        #expect(outputs.count == 3)
+        #expect(try outputs.last?.object["step"] == .string("after-2"))
+        await client.close()
+    }
+}
+
+/// A whole-list read through the client: the whole list, within one deadline.
+@Suite("Whole lists through the client")
+struct WholeListTests {
+    @Test("perform with a whole-list request (PageRequest.whole) gives the whole list through the client, as through the repository")
+    func wholeListRequestGetsEveryPage() async throws {
+        let daemon = try await PagingTests.daemon()
+        let client = daemon.client(.unix)
+        let runID = UUID()
+        _ = try await PagingTests.largeRun(client, runID: runID)
+
+        let throughClient = try await client.perform(.completedOutputs(runID: runID), deadline: nil)
+        let throughRepository = try await daemon.repository.perform(.completedOutputs(runID: runID), deadline: nil)
+        #expect(throughClient == throughRepository)
+        guard case .outputs(let outputs, let next) = throughClient else {
+            Issue.record("not completed_outputs: \(throughClient)")
+            return
+        }
+        #expect(outputs.count == PagingTests.largeRunSteps && next == nil)
+        await client.close()
+    }
+
+    @Test("a whole-list read's timeout bounds all its pages together, not each page")
+    func wholeListTimeoutCoversEveryPage() async throws {
+        let writer = try await TestDaemon.shared().client(.unix)
+        let runID = UUID()
+        _ = try await PagingTests.largeRun(writer, runID: runID)
+        await writer.close()
+        // Every call takes 500 ms; the run takes at least four pages of 256 KiB (2 s in all), each
+        // well within the 1.5 s timeout on its own.
+        let daemon = try await TestDaemon.slow(.milliseconds(500)) {
+            $0.maxFrameBytes = PagingTests.maxFrameBytes
+            $0.storeLimits.maxPayloadBytes = 40 << 10
+        }
+        let client = daemon.client(.unix)
+        let error = await storeError { _ = try await client.completedOutputs(runID: runID, timeout: .milliseconds(1500)) }
+        #expect(error?.code == .deadlineExceeded)
         await client.close()
     }
 }

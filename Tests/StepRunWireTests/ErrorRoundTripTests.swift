@@ -17,6 +17,7 @@ import Testing
         .staleStepRun(status: .running),
         .staleStepRun(status: .completed),
         .staleStepRun(status: .failed),
+        .pageRequired("page_required: completed_outputs of this run does not fit one response; page it"),
         .staleAttempt(status: .running),
         .staleAttempt(status: .completed),
         .staleAttempt(status: .failed),

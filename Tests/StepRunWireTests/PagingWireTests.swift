@@ -46,6 +46,9 @@ struct PagingWireTests {
     static let badTokens: [[UInt8]] = [
         Array(tokens[0].bytes.dropLast()),
         PageToken(list: .completedSteps, scope: Fixture.runID, cursor: .timeKey(time: .max, insertedAt: 0, id: Fixture.runID)).bytes,
+        // Int64.min, whose abs traps: time bytes 80 00 00 00 00 00 00 00, then inserted_at.
+        PageToken(list: .completedOutputs, scope: Fixture.runID, cursor: .timeKey(time: .min, insertedAt: 0, id: Fixture.runID)).bytes,
+        PageToken(list: .compensation, scope: Fixture.runID, cursor: .timeKey(time: 0, insertedAt: .min, id: Fixture.runID)).bytes,
         [],
         [2] + Array(tokens[3].bytes.dropFirst()),
     ]
