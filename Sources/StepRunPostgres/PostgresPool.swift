@@ -4,39 +4,6 @@ import Logging
 import StepRunCore
 import Synchronization
 
-/// A snapshot of the pool for metrics and health output.
-public struct PoolStatistics: Sendable, Hashable {
-    /// Configured number of connections.
-    public var size: Int
-    /// Workers running a call right now.
-    public var busy: Int
-    /// Workers waiting for a call.
-    public var idle: Int
-    /// Calls waiting for a free connection.
-    public var waiting: Int
-    /// Connections currently open to Postgres.
-    public var connected: Int
-    /// Transactions that committed a group of several write calls together.
-    public var groupCommits: Int
-    /// Write calls answered through those group commits.
-    public var groupCommittedCalls: Int
-    /// Reads run on the caller's thread because the pool was quiet (`inlineReadWait`).
-    public var inlineReads: Int
-    /// Of those, reads whose answer took longer than `inlineReadWait` and which a worker finished.
-    public var inlineReadHandoffs: Int
-    /// begin_step and complete_step calls run on the caller's thread because the pool was quiet
-    /// (`inlineWriteWait`).
-    public var inlineWrites: Int
-    /// Of those, writes whose answer took longer than `inlineWriteWait` and which a worker finished.
-    public var inlineWriteHandoffs: Int
-    /// Groups started the moment a held group committed (`groupHold`): calls gathered behind a
-    /// running group and sent on at once.
-    public var heldGroupHandovers: Int
-    /// Statements cancelled because every caller waiting for them had passed its deadline
-    /// (`StatementWatch`).
-    public var cancelledStatements: Int = 0
-}
-
 /// A fixed set of libpq connections, each owned by its own thread.
 ///
 /// libpq calls block, so they never run on a Swift concurrency or NIO thread: a caller's work is
@@ -52,7 +19,7 @@ public final class PostgresPool: Sendable {
     private let state: Mutex<PoolStateMachine<PoolJob>>
     private let wakeups: [DispatchSemaphore]
     /// Each worker's connection; used by the worker, or by a caller it is lent to (`runInline`).
-    fileprivate let slots: [ConnectionSlot]
+    let slots: [ConnectionSlot]
     private let exited = DispatchGroup()
     private let nextJobID = Atomic<UInt64>(1)
     private let connectedCount = Atomic<Int>(0)
@@ -328,13 +295,13 @@ public final class PostgresPool: Sendable {
 
     // MARK: Worker side
 
-    fileprivate func nextAction(worker: Int) -> PoolStateMachine<PoolJob>.WorkerAction {
+    func nextAction(worker: Int) -> PoolStateMachine<PoolJob>.WorkerAction {
         state.withLock { $0.next(worker: worker) }
     }
 
     /// The worker's group has committed. If an idle worker may start the next group now, this
     /// thread starts it (`startNextGroup`).
-    fileprivate func groupCommitted(worker: Int) {
+    func groupCommitted(worker: Int) {
         if let idle = state.withLock({ $0.committed(worker: worker) }) { startNextGroup(on: idle) }
     }
 
@@ -373,278 +340,25 @@ public final class PostgresPool: Sendable {
         wakeups[worker].signal()
     }
 
-    fileprivate func waitForWork(worker: Int) {
+    func waitForWork(worker: Int) {
         wakeups[worker].wait()
     }
 
-    fileprivate func connectionOpened() {
+    func connectionOpened() {
         connectedCount.add(1, ordering: .relaxed)
         connectGeneration.add(1, ordering: .relaxed)
     }
 
-    fileprivate var currentConnectGeneration: UInt64 {
+    var currentConnectGeneration: UInt64 {
         connectGeneration.load(ordering: .relaxed)
     }
 
-    fileprivate func connectionClosed() {
+    func connectionClosed() {
         connectedCount.subtract(1, ordering: .relaxed)
     }
 
-    fileprivate func recordGroupCommit(calls: Int) {
+    func recordGroupCommit(calls: Int) {
         groupCommits.add(1, ordering: .relaxed)
         groupCommittedCalls.add(calls, ordering: .relaxed)
-    }
-}
-
-/// Holds one worker's connection. Whoever the state machine counts the worker as busy for — the
-/// worker itself, or a caller it is lent to — is the only one touching it; the state lock hands it over.
-final class ConnectionSlot: @unchecked Sendable {
-    var connection: PGConnection?
-}
-
-/// One caller's work, owned by exactly one of: a worker, the expiry timer, cancellation, shutdown.
-final class PoolJob: Sendable, PoolWork {
-    enum Work: Sendable {
-        /// Arbitrary work on the connection (migrations, health, tests), and how to tell its caller it failed.
-        case connection(run: @Sendable (PGConnection) -> Void, fail: @Sendable (StepRunError) -> Void)
-        /// A store request and where its outcome goes.
-        case store(StoreRequest, StepRunSQL, @Sendable (Result<StoreResult, StepRunError>) -> Void)
-        /// A call whose statement a caller sent on this worker's connection (`runInline`) and did
-        /// not see answered in time: the worker reads the result and answers.
-        case finishStarted(StoreRequest, PreparedStatement, StepRunSQL, @Sendable (Result<StoreResult, StepRunError>) -> Void)
-        /// A group another thread sent on this worker's connection (`PostgresPool.startNextGroup`):
-        /// the worker reads its results and answers its callers (`GroupCommit.finish`).
-        case finishGroup(GroupCommit.Started)
-    }
-
-    let deadline: ContinuousClock.Instant
-    let work: Work
-    /// Single-statement writes may share a transaction, and reads may ride along in the same round
-    /// trip; a `transaction` call has its own BEGIN/COMMIT, and `purge_run` runs by itself.
-    let isBatchable: Bool
-    /// `StoreOperations.batchKind`: set for begin_step and complete_step calls with payloads up to
-    /// 16 KiB, which share one multi-row statement per kind in a group.
-    let batchKind: Int?
-    /// `PoolWork.smallSharedCalls`: 1 for a small begin_step / complete_step call, the count of a
-    /// group started elsewhere.
-    let smallSharedCalls: Int
-
-    /// Works out what the pool's state machine asks of the job here, before it is submitted, so
-    /// none of it runs under the pool's lock.
-    init(deadline: ContinuousClock.Instant, work: Work) {
-        self.deadline = deadline
-        self.work = work
-        switch work {
-        case .store(let request, _, _):
-            isBatchable = request.isTransactional || request.isReadOnly
-            batchKind = StoreOperations.batchKind(request)
-            smallSharedCalls = StoreOperations.isSmallStepWrite(request) ? 1 : 0
-        case .finishGroup(let group):
-            isBatchable = false
-            batchKind = nil
-            smallSharedCalls = group.smallSharedCalls
-        case .connection, .finishStarted:
-            isBatchable = false
-            batchKind = nil
-            smallSharedCalls = 0
-        }
-    }
-
-    /// Answers the caller with an error; the work does not run.
-    func fail(_ error: StepRunError) {
-        switch work {
-        case .connection(_, let fail): fail(error)
-        case .store(_, _, let deliver), .finishStarted(_, _, _, let deliver): deliver(.failure(error))
-        case .finishGroup(let group): group.fail(error)
-        }
-    }
-
-    /// The jobs whose caller still waits; the others are answered `DEADLINE_EXCEEDED`.
-    static func failingExpired(_ jobs: [PoolJob]) -> [PoolJob] {
-        let now = ContinuousClock.now
-        var live: [PoolJob] = []
-        live.reserveCapacity(jobs.count)
-        for job in jobs {
-            if job.deadline > now {
-                live.append(job)
-            } else {
-                job.fail(.deadlineExceeded("no database connection became free before the deadline"))
-            }
-        }
-        return live
-    }
-
-    static func isAborted(_ outcome: Result<StoreResult, StepRunError>) -> Bool {
-        switch outcome {
-        case .failure(.aborted), .failure(.transactionFailed(_, cause: .aborted)): true
-        default: false
-        }
-    }
-
-    /// The latest deadline among the callers this job answers (`StatementWatch`): a group's
-    /// pipeline serves all of its callers.
-    var latestDeadline: ContinuousClock.Instant {
-        if case .finishGroup(let group) = work { return max(deadline, group.latestDeadline) }
-        return deadline
-    }
-
-    /// True for a job that must run on the connection as it is, in-flight statement and all
-    /// (`finishInFlight`).
-    var continuesStartedStatement: Bool {
-        switch work {
-        case .finishStarted, .finishGroup: true
-        case .connection, .store: false
-        }
-    }
-
-    /// Runs the job by itself (autocommit) and answers its caller.
-    ///
-    /// A single statement can still lose a deadlock or serialization race against a group holding
-    /// locks, or meet a statement prepared before a migration changed the table; Postgres then
-    /// applied nothing of it, so it is run again (a few times, briefly spaced). So is a
-    /// `transaction` call that failed that way: it was rolled back whole.
-    func runAlone(on connection: PGConnection) {
-        // Nobody waits for it any more (a group's fallback after its statement was cancelled, say):
-        // running it would only hold the connection, and a write might then commit unasked.
-        guard deadline > ContinuousClock.now else {
-            fail(.deadlineExceeded("the deadline passed before the call ran; it was not applied"))
-            return
-        }
-        switch work {
-        case .connection(let body, _):
-            body(connection)
-        case .store(let request, let sql, let deliver):
-            var outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
-            var retries = 0
-            while Self.isAborted(outcome), retries < 5, connection.isIdle, deadline > ContinuousClock.now {
-                retries += 1
-                usleep(UInt32(1000 * retries))
-                outcome = Result { () throws(StepRunError) in try StoreOperations(connection: connection, sql: sql).perform(request) }
-            }
-            deliver(outcome)
-        case .finishStarted, .finishGroup:
-            preconditionFailure("work already in flight is finished by finishInFlight")
-        }
-    }
-
-    /// Reads the answer of work another thread sent on this connection and answers its callers:
-    /// an inline call that ran out of time (`runInline`) or a group (`startNextGroup`).
-    func finishInFlight(on connection: PGConnection, afterCommit: () -> Void, onCommit: (Int) -> Void) {
-        switch work {
-        case .finishStarted(let request, let statement, let sql, let deliver):
-            let outcome = StoreOperations.outcome(of: request, statement, connection.finishResult())
-            if !request.isReadOnly, Self.isAborted(outcome) {
-                // Postgres applied nothing: run it again as the normal path would (`runAlone`).
-                PoolJob(deadline: deadline, work: .store(request, sql, deliver)).runAlone(on: connection)
-            } else {
-                deliver(outcome)
-            }
-        case .finishGroup(let group):
-            GroupCommit.finish(group, on: connection, afterCommit: afterCommit, onCommit: onCommit)
-        case .connection, .store:
-            preconditionFailure("nothing is in flight for this job")
-        }
-    }
-}
-
-/// The loop one pool thread runs: take a job, make sure the connection is alive, run it.
-private struct PoolWorker {
-    let index: Int
-    let pool: PostgresPool
-    /// This worker's connection, kept in its slot so that the pool can lend it (`runInline`).
-    private var connection: PGConnection? {
-        get { pool.slots[index].connection }
-        nonmutating set { pool.slots[index].connection = newValue }
-    }
-    private var backoff: Duration
-    private var nextAttempt: ContinuousClock.Instant = .now
-    private var lastFailure = "not connected yet"
-    /// The pool's connect generation when this worker last failed to connect.
-    private var failedAtGeneration: UInt64 = 0
-
-    init(index: Int, pool: PostgresPool) {
-        self.index = index
-        self.pool = pool
-        self.backoff = pool.configuration.initialReconnectBackoff
-    }
-
-    mutating func run() {
-        ensureConnection()
-        while true {
-            switch pool.nextAction(worker: index) {
-            case .wait:
-                pool.waitForWork(worker: index)
-            case .exit:
-                dropConnection()
-                return
-            case .run(let jobs) where jobs.count == 1 && jobs[0].continuesStartedStatement:
-                // Its statement is in flight on the connection: no deadline check or liveness probe
-                // first (either would throw the statement's answer away with the connection).
-                if let connection {
-                    pool.watch.begin(worker: index, until: jobs[0].latestDeadline, on: connection)
-                    jobs[0].finishInFlight(on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
-                    pool.watch.end(worker: index)
-                    if !connection.isUsable { dropConnection() }
-                } else {
-                    jobs[0].fail(.unavailable("database connection lost"))
-                }
-            case .run(let jobs):
-                let live = PoolJob.failingExpired(jobs)
-                guard !live.isEmpty else { continue }
-                ensureConnection()
-                guard let connection else {
-                    for job in live { job.fail(.unavailable("database unreachable: \(lastFailure)")) }
-                    continue
-                }
-                pool.watch.begin(worker: index, until: live.map(\.deadline).max() ?? live[0].deadline, on: connection)
-                if live.count == 1 {
-                    live[0].runAlone(on: connection)
-                } else {
-                    GroupCommit.run(live, on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
-                }
-                pool.watch.end(worker: index)
-                if !connection.isUsable {
-                    dropConnection()
-                }
-            }
-        }
-    }
-
-    /// Passed to `GroupCommit` for the pool's `groupCommitted`.
-    private func afterCommit() {
-        pool.groupCommitted(worker: index)
-    }
-
-    private mutating func ensureConnection() {
-        if let connection, connection.isUsable { return }
-        if connection != nil {
-            pool.logger.warning("database connection lost; reconnecting", metadata: ["worker": "\(index)"])
-            dropConnection()
-        }
-        // Wait out the backoff — unless another worker has connected since, i.e. the database is back.
-        guard ContinuousClock.now >= nextAttempt || pool.currentConnectGeneration != failedAtGeneration else { return }
-        do {
-            connection = try PGConnection(parameters: pool.configuration.connectionParameters)
-            pool.connectionOpened()
-            if backoff > pool.configuration.initialReconnectBackoff {
-                pool.logger.info("database connection re-established", metadata: ["worker": "\(index)"])
-            }
-            backoff = pool.configuration.initialReconnectBackoff
-        } catch {
-            lastFailure = error.message
-            failedAtGeneration = pool.currentConnectGeneration
-            nextAttempt = .now.advanced(by: backoff)
-            pool.logger.warning(
-                "cannot connect to the database",
-                metadata: ["worker": "\(index)", "error": "\(error.message)", "retry_in": "\(backoff)"])
-            backoff = min(backoff * 2, pool.configuration.maxReconnectBackoff)
-        }
-    }
-
-    private mutating func dropConnection() {
-        guard let connection else { return }
-        connection.close()
-        self.connection = nil
-        pool.connectionClosed()
     }
 }
