@@ -57,19 +57,7 @@ struct ProtocolRulesTests {
         }
         try await raw.write(Array(frames.readableBytesView))
         // The refusal comes at once; the first request only after the slow store's delay.
-        let refusal = try #require(try await raw.receive())
-        #expect(refusal.id == 5)
-        let error = Self.failure(refusal)
-        #expect(error?.code == .invalidArgument, "\(String(describing: error))")
-        #expect(Self.field(error) == "id")
-        #expect(error?.message.contains("already in flight") == true)
-        let answer = try #require(try await raw.receive())
-        #expect(answer.id == 5)
-        guard case .success(.store(.schedule(let scheduled, _))) = answer.outcome else {
-            Issue.record("expected the first request's result, got \(answer.outcome)")
-            return
-        }
-        #expect(scheduled.step == "first")
+        try await Self.expectDuplicateRefusalThenFirstAnswer(&raw)
         // Once answered, the id is free again.
         try await raw.send(RequestFrame(id: 5, call: .health))
         let reused = try #require(try await raw.receive())
@@ -93,11 +81,22 @@ struct ProtocolRulesTests {
         frames.writeInteger(UInt32(malformed.count))
         frames.writeBytes(malformed)
         try await raw.write(Array(frames.readableBytesView))
+        try await Self.expectDuplicateRefusalThenFirstAnswer(&raw)
+        // No third answer for id 5: the next one is the health check's.
+        try await raw.send(RequestFrame(id: 6, call: .health))
+        #expect(try await raw.receive()?.id == 6)
+        await raw.close()
+        #expect(try await daemon.repository.stepStatuses(runID: runID) == ["first": .pending])
+    }
+
+    /// The answers to a request with id 5 in the slow store followed by a second frame with id 5:
+    /// first the refusal of the second (field `id`, at once), then the first one's own result.
+    private static func expectDuplicateRefusalThenFirstAnswer(_ raw: inout RawConnection) async throws {
         let refusal = try #require(try await raw.receive())
         #expect(refusal.id == 5)
-        let error = Self.failure(refusal)
+        let error = failure(refusal)
         #expect(error?.code == .invalidArgument, "\(String(describing: error))")
-        #expect(Self.field(error) == "id", "\(String(describing: error))")
+        #expect(field(error) == "id", "\(String(describing: error))")
         #expect(error?.message.contains("already in flight") == true)
         let answer = try #require(try await raw.receive())
         #expect(answer.id == 5)
@@ -106,11 +105,6 @@ struct ProtocolRulesTests {
             return
         }
         #expect(scheduled.step == "first")
-        // No third answer for id 5: the next one is the health check's.
-        try await raw.send(RequestFrame(id: 6, call: .health))
-        #expect(try await raw.receive()?.id == 6)
-        await raw.close()
-        #expect(try await daemon.repository.stepStatuses(runID: runID) == ["first": .pending])
     }
 
     @Test("a read's field number inside a transaction is INVALID_ARGUMENT naming the operation and the call")

@@ -57,26 +57,14 @@ struct TLSMismatchTests {
     @Test("a TLS client on a plain port: the daemon logs that the peer tried TLS and closes without a plain answer")
     func tlsClientOnPlainPort() async throws {
         let shared = try await TestDaemon.shared()
-        let certificates = try await TestCertificates.shared.value
         let log = CapturedLog()
         let daemon = try await TestDaemon.start(repository: shared.repository, logger: log.logger)
         defer { daemon.server.shutdown() }
-        let tlsClient = StepRunClient(
-            target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token),
-            configuration: .init(connectTimeout: .seconds(20), tls: try certificates.clientTLS(withCertificate: false)))
-        let error = await storeError { _ = try await tlsClient.health(timeout: .seconds(20)) }
-        #expect(error != nil)
-        await tlsClient.close()
-        #expect(await eventually { log.contains("the peer tried TLS on a plain (non-TLS) port") })
-        // The daemon serves plain clients as before.
-        let plain = daemon.client(.tcp)
-        #expect(try await plain.health().serving)
-        await plain.close()
+        try await Self.expectTLSClientRefused(by: daemon, log: log)
     }
     @Test("a TLS client on a plain port with a 1 GiB frame limit is still recognised at once, not left waiting for a 350 MB frame")
     func tlsClientOnPlainPortWithHugeFrameLimit() async throws {
         let shared = try await TestDaemon.shared()
-        let certificates = try await TestCertificates.shared.value
         let log = CapturedLog()
         let daemon = try await TestDaemon.start(repository: shared.repository, logger: log.logger) {
             $0.maxFrameBytes = ServerConfiguration.maxFrameBytesLimit
@@ -87,6 +75,13 @@ struct TLSMismatchTests {
             #expect(throws: Never.self) { try configured.validate() }
         }
         defer { daemon.server.shutdown() }
+        try await Self.expectTLSClientRefused(by: daemon, log: log)
+    }
+
+    /// A TLS client against `daemon`'s plain TCP port fails, the daemon logs that the peer tried
+    /// TLS (the log is `daemon`'s), and plain clients are served as before.
+    private static func expectTLSClientRefused(by daemon: TestDaemon, log: CapturedLog) async throws {
+        let certificates = try await TestCertificates.shared.value
         let tlsClient = StepRunClient(
             target: .tcp(host: "127.0.0.1", port: daemon.tcpPort, token: daemon.token),
             configuration: .init(connectTimeout: .seconds(20), tls: try certificates.clientTLS(withCertificate: false)))
