@@ -123,7 +123,8 @@ struct LifecycleTests {
         server.shutdown()
         try await running.value
         #expect(ContinuousClock.now - started < .seconds(4), "shutdown took \(ContinuousClock.now - started)")
-        #expect(await cutOff?.code == .unavailable)
+        let cutOffError = await cutOff
+        #expect(cutOffError?.code == .unavailable, "\(String(describing: cutOffError))")
         // The store call was cancelled before it reached the database.
         #expect(try await shared.repository.getStepRun(runID: runID, step: "too-slow") == nil)
     }
