@@ -25,8 +25,12 @@ struct DaemonOptions: ParsableArguments {
     var groupCommitMax: String?
 
     @Option(
-        name: .customLong("group-hold"),
+        name: .customLong("group-commit-hold"),
         help: "A group with at least this many begin/complete calls with payloads up to 4 KiB holds the next group back until it has committed, so groups grow under load; 0 turns it off (default 8).")
+    var groupCommitHold: String?
+
+    /// The old spelling of `--group-commit-hold`; works, with a deprecation warning.
+    @Option(name: .customLong("group-hold"), help: .hidden)
     var groupHold: String?
 
     @Option(
@@ -110,7 +114,7 @@ struct DaemonOptions: ParsableArguments {
         var flags: [String: String] = [:]
         let options: [(String, String?)] = [
             ("config", config), ("database-url", databaseURL), ("data-dir", dataDir), ("schema", schema), ("pool-size", poolSize),
-            ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("group-hold", groupHold), ("inline-read-wait", inlineReadWait), ("inline-write-wait", inlineWriteWait), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
+            ("max-wait-queue", maxWaitQueue), ("group-commit-max", groupCommitMax), ("group-commit-hold", groupCommitHold), ("group-hold", groupHold), ("inline-read-wait", inlineReadWait), ("inline-write-wait", inlineWriteWait), ("statement-timeout", statementTimeout), ("unix-socket", unixSocket),
             ("tcp", tcp), ("token-file", tokenFile), ("max-frame-bytes", maxFrameBytes),
             ("max-payload-bytes", maxPayloadBytes), ("max-in-flight", maxInFlight), ("max-connections", maxConnections),
             ("request-timeout", requestTimeout), ("idle-timeout", idleTimeout), ("handshake-timeout", handshakeTimeout), ("shutdown-grace", shutdownGrace),

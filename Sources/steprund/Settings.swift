@@ -18,11 +18,20 @@ struct Settings {
         "statement-timeout": "STEPRUN_STATEMENT_TIMEOUT", "idle-timeout": "STEPRUN_IDLE_TIMEOUT",
         "handshake-timeout": "STEPRUN_HANDSHAKE_TIMEOUT",
         "shutdown-grace": "STEPRUN_SHUTDOWN_GRACE", "log-level": "STEPRUN_LOG_LEVEL", "metrics": "STEPRUN_METRICS", "data-dir": "STEPRUN_DATA_DIR", "group-commit-max": "STEPRUN_GROUP_COMMIT_MAX",
-        "inline-read-wait": "STEPRUN_INLINE_READ_WAIT", "inline-write-wait": "STEPRUN_INLINE_WRITE_WAIT", "group-hold": "STEPRUN_GROUP_HOLD",
+        "inline-read-wait": "STEPRUN_INLINE_READ_WAIT", "inline-write-wait": "STEPRUN_INLINE_WRITE_WAIT",
+        "group-commit-hold": "STEPRUN_GROUP_COMMIT_HOLD",
         "tls-cert": "STEPRUN_TLS_CERT", "tls-key": "STEPRUN_TLS_KEY", "tls-client-ca": "STEPRUN_TLS_CLIENT_CA",
         "allow-uids": "STEPRUN_ALLOW_UIDS", "allow-gids": "STEPRUN_ALLOW_GIDS",
     ]
-    static var knownKeys: Set<String> { Set(environmentNames.keys) }
+    /// Old spellings that still work — as a flag, an environment variable (`STEPRUN_` + the old
+    /// key in capitals) or a config key — each with the key that replaced it. Using one logs a
+    /// deprecation warning at start-up (`deprecations`); the new spelling wins where both are given.
+    static let deprecatedKeys: [String: String] = ["group-hold": "group-commit-hold"]
+    static var knownKeys: Set<String> { Set(environmentNames.keys).union(deprecatedKeys.keys) }
+
+    static func environmentName(ofDeprecated key: String) -> String {
+        "STEPRUN_" + key.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
 
     static let defaultUnixSocket = "/run/steprund/steprund.sock"
 
@@ -31,7 +40,7 @@ struct Settings {
     var poolSize = 8
     var maxWaitQueue = 4096
     var groupCommitMax = 64
-    var groupHold = 8
+    var groupCommitHold = 8
     var inlineReadWait: Duration = .microseconds(200)
     var inlineWriteWait: Duration = .microseconds(200)
     var statementTimeout: Duration = .seconds(30)
@@ -56,15 +65,31 @@ struct Settings {
     var allowedGIDs: Set<UInt32>?
     /// Where the embedded development database lives when no database URL is configured.
     var dataDirectory = ".steprun"
+    /// One line per deprecated spelling that was used, to be logged at start-up.
+    private(set) var deprecations: [String] = []
 
     /// Resolves `flags` (already parsed, nil when not given) over the environment and config file.
     init(flags: [String: String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let configPath = flags["config"] ?? environment["STEPRUN_CONFIG"]
         let file = try configPath.map { try ConfigFile(path: $0) } ?? ConfigFile()
+        var deprecations: [String] = []
+        let oldKeys = Dictionary(Self.deprecatedKeys.map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         func value(_ key: String) -> String? {
+            // At each level the current spelling first, then the deprecated one it replaced.
+            let old = oldKeys[key]
+            func deprecated(_ spelling: String, _ replacement: String, _ found: String) -> String {
+                deprecations.append("\(spelling) is deprecated and will be removed; use \(replacement)")
+                return found
+            }
             if let flag = flags[key] { return flag }
+            if let old, let flag = flags[old] { return deprecated("--\(old)", "--\(key)", flag) }
             if let name = Self.environmentNames[key], let env = environment[name], !env.isEmpty { return env }
-            return file[key]
+            if let old, let name = Self.environmentNames[key], let env = environment[Self.environmentName(ofDeprecated: old)], !env.isEmpty {
+                return deprecated(Self.environmentName(ofDeprecated: old), name, env)
+            }
+            if let found = file[key] { return found }
+            if let old, let found = file[old] { return deprecated("config key \(old)", key, found) }
+            return nil
         }
         func int(_ key: String, _ fallback: Int, minimum: Int = 1) throws -> Int {
             guard let text = value(key) else { return fallback }
@@ -93,7 +118,7 @@ struct Settings {
         poolSize = try int("pool-size", poolSize)
         maxWaitQueue = try int("max-wait-queue", maxWaitQueue)
         groupCommitMax = try int("group-commit-max", groupCommitMax)
-        groupHold = try int("group-hold", groupHold, minimum: 0)
+        groupCommitHold = try int("group-commit-hold", groupCommitHold, minimum: 0)
         inlineReadWait = try duration("inline-read-wait", inlineReadWait)
         inlineWriteWait = try duration("inline-write-wait", inlineWriteWait)
         statementTimeout = try duration("statement-timeout", statementTimeout)
@@ -127,6 +152,7 @@ struct Settings {
             }
             logLevel = parsed
         }
+        self.deprecations = deprecations
     }
 
     /// True when no database is configured and the embedded development cluster is used.
@@ -139,7 +165,7 @@ struct Settings {
         return PostgresConfiguration(
             connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
             statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax,
-            inlineReadWait: inlineReadWait, inlineWriteWait: inlineWriteWait, groupHold: groupHold)
+            inlineReadWait: inlineReadWait, inlineWriteWait: inlineWriteWait, groupHold: groupCommitHold)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {

@@ -39,6 +39,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.settings()
         let logger = makeLogger(settings.logLevel)
+        for line in settings.deprecations { logger.warning("\(line)") }
         let stop = await StopSignals.trap(logger: logger)
         MemoryTuning.returnLargeBuffersToTheSystem()
         let registry = PrometheusCollectorRegistry()
@@ -152,6 +153,7 @@ struct Migrate: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.settings()
         let logger = makeLogger(settings.logLevel)
+        for line in settings.deprecations { logger.warning("\(line)") }
         let pool = PostgresPool(configuration: try settings.postgresConfiguration(), logger: logger)
         let report = try await SchemaMigrator.migrate(pool: pool, logger: logger)
         print(report.from == report.to

@@ -30,6 +30,27 @@ struct SettingsTests {
         #expect(settings.maxInFlight == 128)
     }
 
+    @Test("a deprecated spelling still works as a flag, an environment variable and a config key, and says so")
+    func deprecatedSpellingsStillWork() throws {
+        let file = try configFile("group-hold = 3\n")
+        let fromFile = try Settings(flags: ["config": file], environment: [:])
+        #expect(fromFile.groupCommitHold == 3)
+        #expect(fromFile.deprecations == ["config key group-hold is deprecated and will be removed; use group-commit-hold"])
+        let fromEnvironment = try Settings(flags: [:], environment: ["STEPRUN_GROUP_HOLD": "4"])
+        #expect(fromEnvironment.groupCommitHold == 4)
+        #expect(fromEnvironment.deprecations == ["STEPRUN_GROUP_HOLD is deprecated and will be removed; use STEPRUN_GROUP_COMMIT_HOLD"])
+        let fromFlag = try Settings(flags: ["group-hold": "0"], environment: [:])
+        #expect(fromFlag.groupCommitHold == 0)
+        #expect(fromFlag.deprecations == ["--group-hold is deprecated and will be removed; use --group-commit-hold"])
+        // The current spelling wins at the same level and beats the old one at a lower level; the
+        // precedence between levels is unchanged.
+        let both = try Settings(flags: ["group-hold": "2", "group-commit-hold": "5"], environment: [:])
+        #expect(both.groupCommitHold == 5 && both.deprecations.isEmpty)
+        let flagOverOldEnvironment = try Settings(flags: ["group-hold": "2"], environment: ["STEPRUN_GROUP_COMMIT_HOLD": "6"])
+        #expect(flagOverOldEnvironment.groupCommitHold == 2)
+        #expect(try Settings(flags: [:], environment: [:]).deprecations.isEmpty)
+    }
+
     @Test("a frame limit beyond what Postgres can take is a start-up error")
     func frameLimitIsBounded() throws {
         func validated(_ limit: String) throws {
@@ -105,6 +126,15 @@ struct SettingsTests {
         let result = await shell("'\(Binaries.steprund)' serve --database-url 'host=/nonexistent' --no-unix-socket --tcp 127.0.0.1:0")
         #expect(result.status != 0)
         #expect(result.output.contains("token"), "\(result.output)")
+    }
+
+    @Test("steprund given a deprecated flag runs and logs which spelling replaces it")
+    func deprecatedFlagIsLogged() async throws {
+        let schema = "deprecated_\(UInt32.random(in: 0...UInt32.max))"
+        let result = await shell(
+            "'\(Binaries.steprund)' migrate --database-url '\(try testDatabaseURL())' --schema \(schema) --group-hold 2 2>&1")
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("--group-hold is deprecated and will be removed; use --group-commit-hold"), "\(result.output)")
     }
 
     @Test("steprund with a frame limit too small for the largest row does not start, and says what would")
