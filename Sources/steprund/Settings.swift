@@ -138,8 +138,8 @@ struct Settings {
         }
         return PostgresConfiguration(
             connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
-            statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax,
-            inlineReadWait: inlineReadWait, inlineWriteWait: inlineWriteWait, groupHold: groupHold)
+            statementTimeout: statementTimeout, defaultTimeout: requestTimeout, groupCommitMax: groupCommitMax,
+            inlineReadWait: inlineReadWait, inlineWriteWait: inlineWriteWait, groupCommitHold: groupHold)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {
