@@ -52,6 +52,7 @@ let package = Package(
                 "CLibPQ",
                 "StepRunCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 

@@ -12,14 +12,10 @@ public protocol StepRunStore: Sendable {
     /// thread, with its outcome. The returned handle cancels the call if it has not started work.
     ///
     /// The daemon's request path uses this so a call crosses as few threads as possible; the
-    /// default runs `perform` in a task.
-    ///
-    /// - Parameter mayBlockCaller: true when the caller has nothing else waiting, so the store may
-    ///   use the calling thread for a moment rather than hand the call to another (the repository
-    ///   then runs a read on a quiet pool right there). A caller with more requests in hand passes
-    ///   false: they must not wait behind this one.
+    /// default runs `perform` in a task. (A store that can also run a quick call on the caller's
+    /// own thread says so by adopting `InlineCapableStore`.)
     func start(
-        _ request: StoreRequest, deadline: ContinuousClock.Instant, mayBlockCaller: Bool,
+        _ request: StoreRequest, deadline: ContinuousClock.Instant,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> StoreCallHandle
 }
@@ -39,7 +35,7 @@ public struct StoreCallHandle: Sendable {
 
 extension StepRunStore {
     public func start(
-        _ request: StoreRequest, deadline: ContinuousClock.Instant, mayBlockCaller: Bool,
+        _ request: StoreRequest, deadline: ContinuousClock.Instant,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> StoreCallHandle {
         let task = Task {

@@ -1,6 +1,11 @@
 import StepRunCore
 
-/// Runs several queued write calls in one transaction, so one commit (one WAL flush) serves them all.
+/// Execution path 2 of 4: several queued write calls in one transaction, so one commit (one WAL
+/// flush) serves them all (see `AloneCall` for the others).
+///
+/// It works on the connection it is given and on `Call` values — a call's request, deadline and
+/// completion — and knows nothing of the pool: the worker (`PoolWorker`) or the thread starting a
+/// held group (`HeldGroupHandover`) passes in what it needs, `afterCommit` included.
 ///
 /// Every call's outcome — success or an expected failure such as a stale step run — is held until
 /// COMMIT succeeds, so nobody is told a write happened before it is durable. If the transaction
@@ -23,11 +28,11 @@ enum GroupCommit {
     static let lockTimeout = "20ms"
 
     // The group's frame, prepared once per connection so Postgres neither parses nor plans it again.
-    static let begin = PreparedStatement(name: "steprun_group_begin", sql: "BEGIN")
-    static let settings = PreparedStatement(name: "steprun_group_settings", sql: """
+    static let begin = BoundStatement(PreparedStatement(name: "steprun_group_begin", sql: "BEGIN"), [])
+    static let settings = BoundStatement(PreparedStatement(name: "steprun_group_settings", sql: """
         SELECT set_config('lock_timeout', '\(lockTimeout)', true)
-        """)
-    static let commit = PreparedStatement(name: "steprun_group_commit", sql: "COMMIT")
+        """), [])
+    static let commit = BoundStatement(PreparedStatement(name: "steprun_group_commit", sql: "COMMIT"), [])
 
     /// Runs the group on `connection` and answers every caller: `start` then `finish`. Returns true
     /// when the group's writes committed together; false when it fell back to one by one.
@@ -41,9 +46,9 @@ enum GroupCommit {
     /// `StoreOperations.decode`), or a read that failed, runs again by itself afterwards.
     @discardableResult
     static func run(
-        _ jobs: [PoolJob], on connection: PGConnection, afterCommit: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
+        _ calls: [Call], on connection: PGConnection, afterCommit: () -> Void = {}, onCommit: (Int) -> Void = { _ in }
     ) -> Bool {
-        switch start(jobs, on: connection) {
+        switch start(calls, on: connection) {
         case .started(let group): finish(group, on: connection, afterCommit: afterCommit, onCommit: onCommit)
         case .finished(let committed): committed
         }
@@ -61,7 +66,7 @@ enum GroupCommit {
     struct Started: Sendable {
         fileprivate var calls: [Call]
         fileprivate var writeCount: Int
-        fileprivate var statements: [Statement]
+        fileprivate var statements: [StatementPlan]
         fileprivate var writeStatementCount: Int
         /// Where each statement's outcome sits in the pipeline's results.
         fileprivate var positions: [Int]
@@ -73,74 +78,68 @@ enum GroupCommit {
 
         /// When the last of its callers stops waiting.
         var latestDeadline: ContinuousClock.Instant {
-            calls.map(\.job.deadline).max() ?? .now
+            calls.map(\.deadline).max() ?? .now
         }
 
         /// Answers every caller of the group with `error` (the group cannot be finished).
         func fail(_ error: StepRunError) {
-            for call in calls { call.job.fail(error) }
+            for call in calls { call.completion(.failure(error)) }
         }
     }
 
     /// The first half of `run`: answers the calls that need no SQL, then builds the group's
     /// pipeline and sends it without waiting for any result. It may run on another thread than
     /// `finish` — the pool starts a worker's next group from the thread that sees the previous
-    /// group commit (`PostgresPool.startNextGroup`).
-    static func start(_ jobs: [PoolJob], on connection: PGConnection) -> Start {
+    /// group commit (`HeldGroupHandover`).
+    static func start(_ given: [Call], on connection: PGConnection) -> Start {
         var writes: [Call] = []
         var reads: [Call] = []
-        writes.reserveCapacity(jobs.count)
-        for job in jobs {
-            guard case .store(let request, let sql, let deliver) = job.work else {
-                preconditionFailure("only store calls are grouped")
-            }
-            if let answer = StoreOperations.answerWithoutSQL(request) {
-                deliver(.success(answer))
+        writes.reserveCapacity(given.count)
+        for call in given {
+            if let answer = StoreOperations.answerWithoutSQL(call.request) {
+                call.completion(.success(answer))
                 continue
             }
-            let call = Call(job: job, request: request, sql: sql, deliver: deliver, key: StoreOperations.lockKey(request))
-            if request.isReadOnly { reads.append(call) } else { writes.append(call) }
+            if call.request.isReadOnly { reads.append(call) } else { writes.append(call) }
         }
         writes.sort { $0.key < $1.key }
         let calls = writes + reads
         guard !calls.isEmpty else { return .finished(committed: true) }
 
-        func step(_ statement: Statement) -> PGConnection.PipelineStep {
+        func step(_ statement: StatementPlan) -> BoundStatement {
             switch statement {
             case .single(let index):
-                let single = StoreOperations.statement(for: calls[index].request, sql: calls[index].sql)
-                return .prepared(single.prepared, single.parameters)
+                BoundStatement(StoreOperations.statement(for: calls[index].request, sql: calls[index].sql))
             case .batch(let indices):
-                let batch = StoreOperations.batchStatement(for: indices.map { calls[$0].request }, sql: calls[indices[0]].sql)
-                return .prepared(batch.prepared, batch.parameters)
+                BoundStatement(StoreOperations.batchStatement(for: indices.map { calls[$0].request }, sql: calls[indices[0]].sql))
             }
         }
-        let writeStatements = plan(writes.map { ($0.job.batchKind, $0.key) })
-        let statements = writeStatements + reads.indices.map { Statement.single(writes.count + $0) }
-        var steps: [PGConnection.PipelineStep] = []
+        let writeStatements = plan(writes.map { ($0.batchKind, $0.key) })
+        let statements = writeStatements + reads.indices.map { StatementPlan.single(writes.count + $0) }
+        var steps: [BoundStatement] = []
         steps.reserveCapacity(statements.count + 3)
         var positions: [Int] = []
         positions.reserveCapacity(statements.count)
         if !writes.isEmpty {
             // (Connections run with enable_seqscan off and generic plans: see PostgresConfiguration.)
-            steps.append(.prepared(Self.begin, []))
-            steps.append(.prepared(Self.settings, []))
+            steps.append(Self.begin)
+            steps.append(Self.settings)
         }
         for (number, statement) in statements.enumerated() {
             if number == writeStatements.count && !writes.isEmpty {
-                steps.append(.prepared(Self.commit, []))
+                steps.append(Self.commit)
             }
             positions.append(steps.count)
             steps.append(step(statement))
         }
         if reads.isEmpty && !writes.isEmpty {
-            steps.append(.prepared(Self.commit, []))
+            steps.append(Self.commit)
         }
         let group = Started(
             calls: calls, writeCount: writes.count, statements: statements, writeStatementCount: writeStatements.count,
             positions: positions, stepCount: steps.count,
             writePart: reads.isEmpty ? steps.count : positions[writeStatements.count],
-            smallSharedCalls: calls.reduce(0) { $0 + $1.job.smallSharedCalls })
+            smallSharedCalls: calls.reduce(0) { $0 + $1.smallSharedCalls })
         do {
             try connection.prepare(steps)
         } catch {
@@ -188,9 +187,9 @@ enum GroupCommit {
             }
             for call in calls {
                 if connection.isIdle {
-                    call.job.runAlone(on: connection)
+                    call.alone.run(on: connection)
                 } else {
-                    call.job.fail(.unavailable("the database connection was lost; the call was not applied"))
+                    call.completion(.failure(.unavailable("the database connection was lost; the call was not applied")))
                 }
             }
             return false
@@ -209,47 +208,67 @@ enum GroupCommit {
                 }
             }
         }
-        var again: [PoolJob] = []
+        var again: [AloneCall] = []
         for (index, call) in calls.enumerated() {
             guard let rows = rowsByCall[index] else {
-                again.append(call.job)  // a read that failed after the commit
+                again.append(call.alone)  // a read that failed after the commit
                 continue
             }
             do throws(StepRunError) {
                 if let result = try StoreOperations.decode(call.request, rows) {
-                    call.deliver(.success(result))
+                    call.completion(.success(result))
                 } else {
-                    again.append(call.job)
+                    again.append(call.alone)
                 }
             } catch {
-                call.deliver(.failure(error))
+                call.completion(.failure(error))
             }
         }
-        for job in again { job.runAlone(on: connection) }
+        for call in again { call.run(on: connection) }
         return true
     }
 
     /// The connection failed with the group in flight: COMMIT may or may not have happened.
     private static func failLost(_ group: Started) {
         for call in group.calls[..<group.writeCount] {
-            call.job.fail(.unavailable("the database connection was lost during the call; it may or may not have been applied"))
+            call.completion(.failure(.unavailable("the database connection was lost during the call; it may or may not have been applied")))
         }
         for call in group.calls[group.writeCount...] {
-            call.job.fail(.unavailable("the database connection was lost during the call"))
+            call.completion(.failure(.unavailable("the database connection was lost during the call")))
         }
     }
 
-    fileprivate struct Call: Sendable {
-        var job: PoolJob
+    /// One call of a group: what it asks, until when its caller waits, and its completion.
+    struct Call: Sendable {
         var request: StoreRequest
         var sql: StepRunSQL
-        var deliver: @Sendable (Result<StoreResult, StepRunError>) -> Void
+        var deadline: ContinuousClock.Instant
+        var completion: StoreCompletion
+        /// `StoreOperations.batchKind`: set for begin_step and complete_step calls with payloads up
+        /// to 16 KiB, which share one multi-row statement per kind.
+        var batchKind: Int?
         /// `StoreOperations.lockKey`, computed once.
         var key: LockKey
+        /// `PoolWork.smallSharedCalls`: 1 for a small begin_step / complete_step call.
+        var smallSharedCalls: Int
+
+        init(request: StoreRequest, sql: StepRunSQL, deadline: ContinuousClock.Instant, completion: @escaping StoreCompletion) {
+            self.request = request
+            self.sql = sql
+            self.deadline = deadline
+            self.completion = completion
+            self.batchKind = StoreOperations.batchKind(request)
+            self.key = StoreOperations.lockKey(request)
+            self.smallSharedCalls = StoreOperations.isSmallStepWrite(request) ? 1 : 0
+        }
+
+        /// The call run by itself (the group's fallback).
+        var alone: AloneCall { AloneCall(request: request, sql: sql, deadline: deadline, completion: completion) }
     }
 
-    /// One statement of the group: a call by itself, or several calls of one kind in one statement.
-    enum Statement: Equatable, Sendable {
+    /// How the group's writes become statements: a call by itself, or several calls of one kind
+    /// in one multi-row statement (indices into the group's calls).
+    enum StatementPlan: Equatable, Sendable {
         case single(Int)
         case batch([Int])
     }
@@ -257,11 +276,11 @@ enum GroupCommit {
     /// Splits a group's writes (their `StoreOperations.batchKind` and lock keys) into statements.
     /// Calls of one batch kind with distinct keys share one statement per kind (two or more of
     /// them; one runs by itself); a repeated key runs by itself, after the batch.
-    static func plan(_ writes: [(kind: Int?, key: LockKey)]) -> [Statement] {
+    static func plan(_ writes: [(kind: Int?, key: LockKey)]) -> [StatementPlan] {
         var batches: [Int: [Int]] = [:]
         var kinds: [Int] = []
         var seen: [Int: Set<LockKey>] = [:]
-        var singles: [Statement] = []
+        var singles: [StatementPlan] = []
         for (index, write) in writes.enumerated() {
             if let kind = write.kind, seen[kind, default: Set(minimumCapacity: writes.count)].insert(write.key).inserted {
                 if batches[kind] == nil { kinds.append(kind) }
@@ -270,7 +289,7 @@ enum GroupCommit {
                 singles.append(.single(index))
             }
         }
-        let batched: [Statement] = kinds.map { kind in
+        let batched: [StatementPlan] = kinds.map { kind in
             let indices = batches[kind, default: []]
             return indices.count == 1 ? .single(indices[0]) : .batch(indices)
         }

@@ -215,31 +215,21 @@ final class PGConnection {
         prepared.insert(statement.name)
     }
 
-    /// One statement of a pipeline: a prepared statement (prepared on first use) and its parameters.
-    struct PipelineStep {
-        var statement: PreparedStatement
-        var parameters: [PGParameter?]
-
-        static func prepared(_ statement: PreparedStatement, _ parameters: [PGParameter?]) -> PipelineStep {
-            PipelineStep(statement: statement, parameters: parameters)
-        }
-    }
-
     /// Prepares the steps' statements not yet prepared on this connection; nothing of the steps
     /// runs. A failure here (a prepare blocked on a table lock and cancelled, say) sent nothing else.
-    func prepare(_ steps: [PipelineStep]) throws(PGError) {
+    func prepare(_ steps: [BoundStatement]) throws(PGError) {
         let handle = try liveHandle()
         forgetStalePreparedStatements(handle)
         for step in steps {
-            try prepareIfNeeded(step.statement, on: handle)
+            try prepareIfNeeded(step.prepared, on: handle)
         }
     }
 
     /// Sends every step in one libpq pipeline followed by one Sync — a single round trip — without
     /// waiting for any result; `receivePipeline` reads them. The connection is in pipeline mode
     /// until then, and the reading may happen on another thread once this one has handed the
-    /// connection over (`PostgresPool.startNextGroup`).
-    func sendPipeline(_ steps: [PipelineStep]) throws(PGError) {
+    /// connection over (`HeldGroupHandover`).
+    func sendPipeline(_ steps: [BoundStatement]) throws(PGError) {
         try prepare(steps)
         let handle = try liveHandle()
         guard PQenterPipelineMode(handle) == 1 else { throw failure("cannot enter pipeline mode") }
@@ -249,7 +239,7 @@ final class PGConnection {
         var sent = true
         for step in steps where sent {
             sent = PGParameter.lend(step.parameters) { values, lengths, formats in
-                PQsendQueryPrepared(handle, step.statement.name, Int32(step.parameters.count), values, lengths, formats, 0) == 1
+                PQsendQueryPrepared(handle, step.prepared.name, Int32(step.parameters.count), values, lengths, formats, 0) == 1
             }
         }
         guard sent, PQpipelineSync(handle) == 1, flushWithoutBlocking(handle) else {

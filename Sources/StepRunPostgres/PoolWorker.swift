@@ -1,28 +1,24 @@
-import Dispatch
 import Foundation
 import Logging
 import StepRunCore
-import Synchronization
 
-/// The loop one pool thread runs: take a job, make sure the connection is alive, run it.
+/// The loop one pool thread runs: take a job, make sure the connection is alive, run it on the
+/// execution path the job calls for. Whether to connect, and how long to back off after a failed
+/// attempt, is the state machine's decision (`ConnectionLifecycle`); the worker only makes the
+/// blocking libpq calls.
 struct PoolWorker {
     let index: Int
     let pool: PostgresPool
-    /// This worker's connection, kept in its slot so that the pool can lend it (`runInline`).
+    /// This worker's connection, kept in its slot so that the pool can lend it (`LentConnection`).
     private var connection: PGConnection? {
         get { pool.slots[index].connection }
         nonmutating set { pool.slots[index].connection = newValue }
     }
-    private var backoff: Duration
-    private var nextAttempt: ContinuousClock.Instant = .now
     private var lastFailure = "not connected yet"
-    /// The pool's connect generation when this worker last failed to connect.
-    private var failedAtGeneration: UInt64 = 0
 
     init(index: Int, pool: PostgresPool) {
         self.index = index
         self.pool = pool
-        self.backoff = pool.configuration.initialReconnectBackoff
     }
 
     mutating func run() {
@@ -35,11 +31,11 @@ struct PoolWorker {
                 dropConnection()
                 return
             case .run(let jobs) where jobs.count == 1 && jobs[0].continuesStartedStatement:
-                // Its statement is in flight on the connection: no deadline check or liveness probe
-                // first (either would throw the statement's answer away with the connection).
+                // Its statement is in flight on the connection (handed over): no deadline check or
+                // liveness probe first (either would throw the statement's answer away with the connection).
                 if let connection {
                     pool.watch.begin(worker: index, until: jobs[0].latestDeadline, on: connection)
-                    jobs[0].finishInFlight(on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
+                    jobs[0].finishInFlight(on: connection, afterCommit: afterCommit) { pool.counters.countGroupCommit(calls: $0) }
                     pool.watch.end(worker: index)
                     if !connection.isUsable { dropConnection() }
                 } else {
@@ -57,7 +53,7 @@ struct PoolWorker {
                 if live.count == 1 {
                     live[0].runAlone(on: connection)
                 } else {
-                    GroupCommit.run(live, on: connection, afterCommit: afterCommit) { pool.recordGroupCommit(calls: $0) }
+                    GroupCommit.run(live.map(\.groupCall), on: connection, afterCommit: afterCommit) { pool.counters.countGroupCommit(calls: $0) }
                 }
                 pool.watch.end(worker: index)
                 if !connection.isUsable {
@@ -67,7 +63,7 @@ struct PoolWorker {
         }
     }
 
-    /// Passed to `GroupCommit` for the pool's `groupCommitted`.
+    /// Passed to `GroupCommit` as its `afterCommit`: the state machine may start the next group.
     private func afterCommit() {
         pool.groupCommitted(worker: index)
     }
@@ -78,23 +74,23 @@ struct PoolWorker {
             pool.logger.warning("database connection lost; reconnecting", metadata: ["worker": "\(index)"])
             dropConnection()
         }
-        // Wait out the backoff — unless another worker has connected since, i.e. the database is back.
-        guard ContinuousClock.now >= nextAttempt || pool.currentConnectGeneration != failedAtGeneration else { return }
+        let worker = index
+        if case .failFast(let reason) = pool.state.withLock({ $0.connectDecision(worker: worker) }) {
+            lastFailure = reason
+            return
+        }
         do {
-            connection = try PGConnection(parameters: pool.configuration.connectionParameters)
-            pool.connectionOpened()
-            if backoff > pool.configuration.initialReconnectBackoff {
+            let opened = try PGConnection(parameters: pool.configuration.connectionParameters)
+            connection = opened
+            if pool.state.withLock({ $0.connected(worker: worker) }) {
                 pool.logger.info("database connection re-established", metadata: ["worker": "\(index)"])
             }
-            backoff = pool.configuration.initialReconnectBackoff
         } catch {
             lastFailure = error.message
-            failedAtGeneration = pool.currentConnectGeneration
-            nextAttempt = .now.advanced(by: backoff)
+            let retryIn = pool.state.withLock { $0.connectFailed(worker: worker, reason: error.message) }
             pool.logger.warning(
                 "cannot connect to the database",
-                metadata: ["worker": "\(index)", "error": "\(error.message)", "retry_in": "\(backoff)"])
-            backoff = min(backoff * 2, pool.configuration.maxReconnectBackoff)
+                metadata: ["worker": "\(index)", "error": "\(error.message)", "retry_in": "\(retryIn)"])
         }
     }
 
@@ -102,6 +98,7 @@ struct PoolWorker {
         guard let connection else { return }
         connection.close()
         self.connection = nil
-        pool.connectionClosed()
+        let worker = index
+        pool.state.withLock { $0.connectionClosed(worker: worker) }
     }
 }

@@ -21,9 +21,9 @@ public struct PostgresConfiguration: Sendable {
     /// Reported to Postgres as `application_name`.
     public var applicationName: String
     /// Most write calls committed together in one transaction when they queue up (group commit);
-    /// 1 turns it off. Batches form only from calls already waiting, so a lone call never waits.
-    public var maxGroupCommit: Int
-    /// How long a read may run on the thread that submitted it (the server's event loop) when the
+    /// 1 turns it off. Groups form only from calls already waiting, so a lone call never waits.
+    public var groupCommitMax: Int
+    /// How long a read may run inline, on the thread that submitted it (the server's event loop) when the
     /// pool is quiet — no call running or waiting — before it is handed to the connection's own
     /// thread; `.zero` turns this off. Saves the two thread hops a quiet read otherwise makes.
     public var inlineReadWait: Duration
@@ -36,19 +36,19 @@ public struct PostgresConfiguration: Sendable {
     /// (`StoreOperations.isSmallStepWrite`) holds the next group back
     /// until it has committed (see `PoolStateMachine.holdThreshold`): under load,
     /// fewer and larger groups. 0 turns it off.
-    public var groupHold: Int
+    public var groupCommitHold: Int
 
     public init(
         connectionString: String, schema: String = "steprun", poolSize: Int = 8, maxWaitQueue: Int = 4096,
         statementTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(5),
         defaultTimeout: Duration = .seconds(30), initialReconnectBackoff: Duration = .milliseconds(50),
-        maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund", maxGroupCommit: Int = 64,
-        inlineReadWait: Duration = .microseconds(200), inlineWriteWait: Duration = .microseconds(200), groupHold: Int = 8
+        maxReconnectBackoff: Duration = .seconds(1), applicationName: String = "steprund", groupCommitMax: Int = 64,
+        inlineReadWait: Duration = .microseconds(200), inlineWriteWait: Duration = .microseconds(200), groupCommitHold: Int = 8
     ) {
-        self.maxGroupCommit = maxGroupCommit
+        self.groupCommitMax = groupCommitMax
         self.inlineReadWait = inlineReadWait
         self.inlineWriteWait = inlineWriteWait
-        self.groupHold = groupHold
+        self.groupCommitHold = groupCommitHold
         self.connectionString = connectionString
         self.schema = schema
         self.poolSize = poolSize

@@ -5,7 +5,11 @@ import StepRunCore
 ///
 /// Each call is validated before any SQL runs, then executed on a pooled connection's thread as a
 /// single statement (or, for `transaction`, one database transaction). Errors are `StepRunError`.
-public final class StepRunRepository: StepRunStore {
+///
+/// It is an `InlineCapableStore`: `startInline` lets a quick call run on the caller's thread over
+/// an idle connection when the pool is quiet (`InlineCall`). Its pool's threads start when the
+/// pool's service runs (`PostgresPool.run`) or at the first call.
+public final class StepRunRepository: InlineCapableStore {
     public let pool: PostgresPool
     public let limits: StoreLimits
     private let sql: StepRunSQL
@@ -22,7 +26,21 @@ public final class StepRunRepository: StepRunStore {
     }
 
     public func start(
-        _ request: StoreRequest, deadline: ContinuousClock.Instant, mayBlockCaller: Bool,
+        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
+    ) -> StoreCallHandle {
+        start(request, deadline: deadline, inline: false, completion: completion)
+    }
+
+    public func startInline(
+        _ request: StoreRequest, deadline: ContinuousClock.Instant,
+        completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
+    ) -> StoreCallHandle {
+        start(request, deadline: deadline, inline: true, completion: completion)
+    }
+
+    private func start(
+        _ request: StoreRequest, deadline: ContinuousClock.Instant, inline: Bool,
         completion: @escaping @Sendable (Result<StoreResult, StepRunError>) -> Void
     ) -> StoreCallHandle {
         do {
@@ -31,8 +49,8 @@ public final class StepRunRepository: StepRunStore {
             completion(.failure(error))
             return StoreCallHandle {}
         }
-        let ticket = pool.start(request, sql: sql, deadline: deadline, mayRunInline: mayBlockCaller, completion: completion)
-        return StoreCallHandle { [pool] in pool.cancel(ticket) }
+        let id = pool.start(request, sql: sql, deadline: deadline, inline: inline, completion: completion)
+        return StoreCallHandle { [pool] in pool.cancel(id) }
     }
 
     /// Round trip to the database through the pool; returns its latency.

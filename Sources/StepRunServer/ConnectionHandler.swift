@@ -205,7 +205,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             let budget = WireProtocol.listBudget(maxFrameBytes: server.configuration.maxFrameBytes, protocolVersion: protocolVersion)
             let request = call.served(maxBytes: budget, pagedConnection: protocolVersion >= WireProtocol.pagingVersion)
             start(frame, operation: request.operationName, writes: !request.isReadOnly, context: context) { server, deadline, completion in
-                server.store.start(request, deadline: deadline, mayBlockCaller: last) { completion($0.map(Reply.store)) }
+                if last, let inline = server.inlineStore {
+                    inline.startInline(request, deadline: deadline) { completion($0.map(Reply.store)) }
+                } else {
+                    server.store.start(request, deadline: deadline) { completion($0.map(Reply.store)) }
+                }
             }
         }
     }

@@ -16,6 +16,8 @@ enum Transport: String, Sendable {
 final class ServerContext: Sendable {
     let configuration: ServerConfiguration
     let store: any StepRunStore
+    /// `store`, if it may run a call on the event loop (`InlineCapableStore`): checked once here.
+    let inlineStore: (any InlineCapableStore)?
     let health: HealthCheck
     let logger: Logger
     let helloReply: HelloReply
@@ -26,6 +28,7 @@ final class ServerContext: Sendable {
     init(configuration: ServerConfiguration, store: any StepRunStore, health: @escaping HealthCheck, logger: Logger) {
         self.configuration = configuration
         self.store = store
+        self.inlineStore = store as? any InlineCapableStore
         self.health = health
         self.logger = logger
         self.helloReply = HelloReply(

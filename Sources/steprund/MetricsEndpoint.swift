@@ -55,9 +55,9 @@ final class Scrape: Sendable {
             groupCommits = statistics.groupCommits
             groupCommittedCalls = statistics.groupCommittedCalls
             inlineReads = statistics.inlineReads
-            inlineReadHandoffs = statistics.inlineReadHandoffs
+            inlineReadHandoffs = statistics.inlineReadHandovers
             inlineWrites = statistics.inlineWrites
-            inlineWriteHandoffs = statistics.inlineWriteHandoffs
+            inlineWriteHandoffs = statistics.inlineWriteHandovers
             heldGroupHandovers = statistics.heldGroupHandovers
             cancelledStatements = statistics.cancelledStatements
         }
@@ -102,9 +102,9 @@ final class Scrape: Sendable {
         registry.makeCounter(descriptor: Self.groupCommits).increment(by: Int64(statistics.groupCommits - before.groupCommits))
         registry.makeCounter(descriptor: Self.groupCommittedCalls).increment(by: Int64(statistics.groupCommittedCalls - before.groupCommittedCalls))
         registry.makeCounter(descriptor: Self.inlineReads).increment(by: Int64(statistics.inlineReads - before.inlineReads))
-        registry.makeCounter(descriptor: Self.inlineReadHandoffs).increment(by: Int64(statistics.inlineReadHandoffs - before.inlineReadHandoffs))
+        registry.makeCounter(descriptor: Self.inlineReadHandoffs).increment(by: Int64(statistics.inlineReadHandovers - before.inlineReadHandoffs))
         registry.makeCounter(descriptor: Self.inlineWrites).increment(by: Int64(statistics.inlineWrites - before.inlineWrites))
-        registry.makeCounter(descriptor: Self.inlineWriteHandoffs).increment(by: Int64(statistics.inlineWriteHandoffs - before.inlineWriteHandoffs))
+        registry.makeCounter(descriptor: Self.inlineWriteHandoffs).increment(by: Int64(statistics.inlineWriteHandovers - before.inlineWriteHandoffs))
         registry.makeCounter(descriptor: Self.heldGroupHandovers).increment(by: Int64(statistics.heldGroupHandovers - before.heldGroupHandovers))
         registry.makeCounter(descriptor: Self.cancelledStatements).increment(by: Int64(statistics.cancelledStatements - before.cancelledStatements))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "busy")]).set(Double(statistics.busy))

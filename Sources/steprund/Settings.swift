@@ -164,8 +164,8 @@ struct Settings {
         }
         return PostgresConfiguration(
             connectionString: databaseURL, schema: schema, poolSize: poolSize, maxWaitQueue: maxWaitQueue,
-            statementTimeout: statementTimeout, defaultTimeout: requestTimeout, maxGroupCommit: groupCommitMax,
-            inlineReadWait: inlineReadWait, inlineWriteWait: inlineWriteWait, groupHold: groupCommitHold)
+            statementTimeout: statementTimeout, defaultTimeout: requestTimeout, groupCommitMax: groupCommitMax,
+            inlineReadWait: inlineReadWait, inlineWriteWait: inlineWriteWait, groupCommitHold: groupCommitHold)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {

@@ -112,7 +112,7 @@ struct Serve: AsyncParsableCommand {
             services.append(.init(service: EmbeddedPostgresService(postgres: postgres, startedHere: startedHere)))
         }
         services += [
-            .init(service: PoolService(pool: pool)),
+            .init(service: pool),
             .init(service: server),
         ]
         if let metrics = settings.metrics {
@@ -165,16 +165,6 @@ struct Migrate: AsyncParsableCommand {
 
 /// Thrown inside start-up when a stop signal arrived, to take the one cleanup path.
 private struct StoppedDuringStartUp: Error {}
-
-/// Keeps the pool open while the daemon runs and closes it last on shutdown.
-struct PoolService: Service {
-    let pool: PostgresPool
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        await pool.shutdown()
-    }
-}
 
 /// glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB), so
 /// after a burst of 1 MiB payloads their buffers come from the heap and stay resident: RSS was

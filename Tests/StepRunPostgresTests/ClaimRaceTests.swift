@@ -23,7 +23,7 @@ struct ClaimRaceTests {
                     PostgresConfiguration(connectionString: try TestDatabase.url, poolSize: 8)
                 case .oneByOne:
                     PostgresConfiguration(
-                        connectionString: try TestDatabase.url, poolSize: 8, maxGroupCommit: 1, inlineReadWait: .zero, inlineWriteWait: .zero)
+                        connectionString: try TestDatabase.url, poolSize: 8, groupCommitMax: 1, inlineReadWait: .zero, inlineWriteWait: .zero)
                 }
             }
         }

@@ -12,7 +12,7 @@ struct GroupCommitTests {
         let schema = "steprun_gc_\(UInt32.random(in: 0...UInt32.max))"
         let pool = PostgresPool(
             configuration: PostgresConfiguration(
-                connectionString: try TestDatabase.url, schema: schema, poolSize: poolSize, groupHold: groupHold),
+                connectionString: try TestDatabase.url, schema: schema, poolSize: poolSize, groupCommitHold: groupHold),
             logger: TestDatabase.logger)
         try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger)
         return (StepRunRepository(pool: pool), pool, schema)
@@ -278,15 +278,15 @@ struct GroupCommitTests {
         // 3 KB inputs: the rows coming back overflow Postgres' 8 KB output buffer, so results
         // reach the client before the COMMIT has run; the hook must still wait for it.
         let input: JSONPayload = ["pad": .string(String(repeating: "x", count: 3000))]
-        let jobs = (0..<6).map { index in
-            PoolJob(deadline: .now.advanced(by: .seconds(30)), work: .store(
-                .beginStep(runID: runID, step: "s\(index)", input: input, recovery: nil), sql,
-                { _ in answered.withLock { $0 += 1 } }))
+        let calls = (0..<6).map { index in
+            GroupCommit.Call(
+                request: .beginStep(runID: runID, step: "s\(index)", input: input, recovery: nil), sql: sql,
+                deadline: .now.advanced(by: .seconds(30)), completion: { _ in answered.withLock { $0 += 1 } })
         }
         let parameters = pool.configuration.connectionParameters
         let seen = try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
             var seen: (rows: String?, answered: Int)?
-            let committed = GroupCommit.run(jobs, on: connection, afterCommit: {
+            let committed = GroupCommit.run(calls, on: connection, afterCommit: {
                 let other = try? PGConnection(parameters: parameters)
                 let rows = try? other?.simpleQuery("SELECT count(*) FROM \(schema).step_runs WHERE run_id = '\(runID)'")
                 seen = (rows?[0, 0], answered.withLock { $0 })
@@ -358,7 +358,7 @@ struct GroupCommitTests {
             .completeStep(stepRunID: UUID(), output: .empty),
             .scheduleStep(runID: run, step: "c", input: .empty, recovery: nil),
         ]
-        func plan(_ requests: [StoreRequest]) -> [GroupCommit.Statement] {
+        func plan(_ requests: [StoreRequest]) -> [GroupCommit.StatementPlan] {
             GroupCommit.plan(requests.map { (StoreOperations.batchKind($0), StoreOperations.lockKey($0)) })
         }
         #expect(plan(requests) == [.batch([0, 2]), .batch([1, 5]), .single(3), .single(4), .single(6)])

@@ -34,7 +34,10 @@ struct InlineReadTests {
     /// Calls the store the way the server does (`start`, which may run a read inline) and waits for the answer.
     private func started(_ store: StepRunRepository, _ request: StoreRequest, mayBlock: Bool = true) async -> Result<StoreResult, StepRunError> {
         await withCheckedContinuation { continuation in
-            _ = store.start(request, deadline: .now.advanced(by: .seconds(30)), mayBlockCaller: mayBlock) { continuation.resume(returning: $0) }
+            let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+            _ = mayBlock
+                ? store.startInline(request, deadline: deadline) { continuation.resume(returning: $0) }
+                : store.start(request, deadline: deadline) { continuation.resume(returning: $0) }
         }
     }
 
@@ -64,7 +67,7 @@ struct InlineReadTests {
         let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
         try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
         let answer = Task { await started(store, read) }
-        #expect(await poll { pool.statistics.inlineReadHandoffs == 1 })
+        #expect(await poll { pool.statistics.inlineReadHandovers == 1 })
         return (answer, locker)
     }
 
@@ -184,7 +187,7 @@ struct InlineReadTests {
         let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
         try locker.simpleQuery("BEGIN; SELECT 1 FROM \(schema).step_runs WHERE id = '\(row.id.uuidString)' FOR UPDATE", context: "locking")
         let answer = Task { await started(store, .completeStep(stepRunID: row.id, output: ["late": true])) }
-        #expect(await poll { pool.statistics.inlineWriteHandoffs == 1 })
+        #expect(await poll { pool.statistics.inlineWriteHandovers == 1 })
         try locker.simpleQuery("COMMIT", context: "unlocking")
         guard case .success(.stepRun(let completed)) = await answer.value else {
             Issue.record("the handed-off completion failed")
@@ -196,7 +199,7 @@ struct InlineReadTests {
         try await drop(schema)
     }
 
-    @Test("a read whose caller has more requests in hand (mayBlockCaller false) takes the pool even when it is quiet")
+    @Test("a read whose caller has more requests in hand (started without startInline) takes the pool even when it is quiet")
     func readsWithOthersWaitingTakeThePool() async throws {
         let (store, pool, schema) = try await isolatedStore(poolSize: 1, inlineReadWait: .seconds(1))
         let runID = UUID()

@@ -1,0 +1,16 @@
+/// A prepared statement together with its parameters: one statement ready to send, alone
+/// (`PGConnection.send`) or as one step of a pipeline (`PGConnection.sendPipeline`).
+struct BoundStatement: Sendable {
+    var prepared: PreparedStatement
+    var parameters: [PGParameter?]
+
+    init(_ prepared: PreparedStatement, _ parameters: [PGParameter?]) {
+        self.prepared = prepared
+        self.parameters = parameters
+    }
+
+    /// From `StoreOperations.statement(for:sql:)` / `batchStatement(for:sql:)`.
+    init(_ statement: (prepared: PreparedStatement, parameters: [PGParameter?])) {
+        self.init(statement.prepared, statement.parameters)
+    }
+}
