@@ -43,9 +43,9 @@ final class Scrape: Sendable {
         var groupCommits = 0
         var groupCommittedCalls = 0
         var inlineReads = 0
-        var inlineReadHandoffs = 0
+        var inlineReadHandovers = 0
         var inlineWrites = 0
-        var inlineWriteHandoffs = 0
+        var inlineWriteHandovers = 0
         var heldGroupHandovers = 0
         var cancelledStatements = 0
 
@@ -55,9 +55,9 @@ final class Scrape: Sendable {
             groupCommits = statistics.groupCommits
             groupCommittedCalls = statistics.groupCommittedCalls
             inlineReads = statistics.inlineReads
-            inlineReadHandoffs = statistics.inlineReadHandovers
+            inlineReadHandovers = statistics.inlineReadHandovers
             inlineWrites = statistics.inlineWrites
-            inlineWriteHandoffs = statistics.inlineWriteHandovers
+            inlineWriteHandovers = statistics.inlineWriteHandovers
             heldGroupHandovers = statistics.heldGroupHandovers
             cancelledStatements = statistics.cancelledStatements
         }
@@ -75,15 +75,15 @@ final class Scrape: Sendable {
     private static var groupCommits: MetricNameDescriptor { metric("group_commits", unit: "total", "Transactions that committed several queued writes together.") }
     private static var groupCommittedCalls: MetricNameDescriptor { metric("group_committed_calls", unit: "total", "Writes answered through group commits.") }
     private static var inlineReads: MetricNameDescriptor { metric("inline_reads", unit: "total", "Reads run on the event loop because the pool was quiet.") }
-    private static var inlineReadHandoffs: MetricNameDescriptor { metric("inline_read_handoffs", unit: "total", "Inline reads not answered within the inline wait, finished by a pool thread.") }
+    private static var inlineReadHandovers: MetricNameDescriptor { metric("inline_read_handovers", unit: "total", "Inline reads not answered within the inline wait, finished by a pool thread.") }
     private static var inlineWrites: MetricNameDescriptor {
         metric("inline_writes", unit: "total", "begin_step and complete_step calls run on the event loop because the pool was quiet.")
     }
-    private static var inlineWriteHandoffs: MetricNameDescriptor {
-        metric("inline_write_handoffs", unit: "total", "Inline writes not answered within the inline wait, finished by a pool thread.")
+    private static var inlineWriteHandovers: MetricNameDescriptor {
+        metric("inline_write_handovers", unit: "total", "Inline writes not answered within the inline wait, finished by a pool thread.")
     }
     private static var heldGroupHandovers: MetricNameDescriptor {
-        metric("held_group_handovers", unit: "total", "Groups started the moment a held group committed (group-hold).")
+        metric("held_group_handovers", unit: "total", "Groups started the moment a held group committed (group-commit-hold).")
     }
     private static var cancelledStatements: MetricNameDescriptor {
         metric("cancelled_statements", unit: "total", "Database statements cancelled because every caller waiting for them had passed its deadline.")
@@ -102,9 +102,9 @@ final class Scrape: Sendable {
         registry.makeCounter(descriptor: Self.groupCommits).increment(by: Int64(statistics.groupCommits - before.groupCommits))
         registry.makeCounter(descriptor: Self.groupCommittedCalls).increment(by: Int64(statistics.groupCommittedCalls - before.groupCommittedCalls))
         registry.makeCounter(descriptor: Self.inlineReads).increment(by: Int64(statistics.inlineReads - before.inlineReads))
-        registry.makeCounter(descriptor: Self.inlineReadHandoffs).increment(by: Int64(statistics.inlineReadHandovers - before.inlineReadHandoffs))
+        registry.makeCounter(descriptor: Self.inlineReadHandovers).increment(by: Int64(statistics.inlineReadHandovers - before.inlineReadHandovers))
         registry.makeCounter(descriptor: Self.inlineWrites).increment(by: Int64(statistics.inlineWrites - before.inlineWrites))
-        registry.makeCounter(descriptor: Self.inlineWriteHandoffs).increment(by: Int64(statistics.inlineWriteHandovers - before.inlineWriteHandoffs))
+        registry.makeCounter(descriptor: Self.inlineWriteHandovers).increment(by: Int64(statistics.inlineWriteHandovers - before.inlineWriteHandovers))
         registry.makeCounter(descriptor: Self.heldGroupHandovers).increment(by: Int64(statistics.heldGroupHandovers - before.heldGroupHandovers))
         registry.makeCounter(descriptor: Self.cancelledStatements).increment(by: Int64(statistics.cancelledStatements - before.cancelledStatements))
         registry.makeGauge(descriptor: Self.poolConnections, labels: [("state", "busy")]).set(Double(statistics.busy))
