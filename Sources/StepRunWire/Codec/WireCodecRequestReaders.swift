@@ -1,7 +1,7 @@
 import CStepRunProto
 import StepRunCore
 
-// C `Request` → Call: every field checked (UUID lengths, UTF-8, JSON objects, known enums, required
+// C `Request` → Call, and one reader per request message: every field checked (UUID lengths, UTF-8, JSON objects, known enums, required
 // submessages). Size limits and step-name rules are left to `StoreRequest.validate(limits:)`.
 
 /// The first field number of `Request.call` and `TransactionOperation.operation`; unknown fields at or
@@ -21,64 +21,95 @@ extension FieldReader {
                 token: token.isEmpty ? nil : token))
         case STEPRUN__V1__REQUEST__CALL_HEALTH:
             return .health
-        case STEPRUN__V1__REQUEST__CALL_BEGIN_STEP: return .store(try beginStep(required(r.begin_step, "begin_step")))
-        case STEPRUN__V1__REQUEST__CALL_SCHEDULE_STEP: return .store(try scheduleStep(required(r.schedule_step, "schedule_step")))
-        case STEPRUN__V1__REQUEST__CALL_SCHEDULE_STEPS: return .store(try scheduleSteps(required(r.schedule_steps, "schedule_steps")))
-        case STEPRUN__V1__REQUEST__CALL_DELETE_PENDING_STEPS:
-            return .store(try deletePendingSteps(required(r.delete_pending_steps, "delete_pending_steps")))
-        case STEPRUN__V1__REQUEST__CALL_COMPLETE_STEP: return .store(try completeStep(required(r.complete_step, "complete_step")))
-        case STEPRUN__V1__REQUEST__CALL_COMPLETE_MANUAL_STEP:
-            return .store(try completeManualStep(required(r.complete_manual_step, "complete_manual_step")))
-        case STEPRUN__V1__REQUEST__CALL_FAIL_STEP: return .store(try failStep(required(r.fail_step, "fail_step")))
-        case STEPRUN__V1__REQUEST__CALL_PERSIST_PAUSE_RESUME:
-            return .store(try persistPauseResume(required(r.persist_pause_resume, "persist_pause_resume")))
-        case STEPRUN__V1__REQUEST__CALL_PERSIST_APPROVAL_RESUME:
-            return .store(try persistApprovalResume(required(r.persist_approval_resume, "persist_approval_resume")))
-        case STEPRUN__V1__REQUEST__CALL_RECORD_FAILURE_RECOVERY:
-            return .store(try recordFailureRecovery(required(r.record_failure_recovery, "record_failure_recovery")))
-        case STEPRUN__V1__REQUEST__CALL_UPDATE_RECOVERY: return .store(try updateRecovery(required(r.update_recovery, "update_recovery")))
-        case STEPRUN__V1__REQUEST__CALL_GET_STEP_RUN:
-            let body = try required(r.get_step_run, "get_step_run").pointee
-            return .store(.getStepRun(runID: try uuid(body.run_id, "run_id"), step: try text(body.step, "step")))
-        case STEPRUN__V1__REQUEST__CALL_COMPLETED_STEPS:
-            let body = try required(r.completed_steps, "completed_steps").pointee
-            let runID = try uuid(body.run_id, "run_id")
-            return .store(.completedSteps(runID: runID, page: try page(body, list: .completedSteps, scope: runID)))
-        case STEPRUN__V1__REQUEST__CALL_COMPLETED_OUTPUTS:
-            let body = try required(r.completed_outputs, "completed_outputs").pointee
-            let runID = try uuid(body.run_id, "run_id")
-            return .store(.completedOutputs(runID: runID, page: try page(body, list: .completedOutputs, scope: runID)))
-        case STEPRUN__V1__REQUEST__CALL_COMPLETED_STEP_RUNS_FOR_COMPENSATION:
-            let body = try required(r.completed_step_runs_for_compensation, "completed_step_runs_for_compensation").pointee
-            let runID = try uuid(body.run_id, "run_id")
-            return .store(.completedStepRunsForCompensation(runID: runID, page: try page(body, list: .compensation, scope: runID)))
-        case STEPRUN__V1__REQUEST__CALL_STEP_STATUSES:
-            let body = try required(r.step_statuses, "step_statuses").pointee
-            let runID = try uuid(body.run_id, "run_id")
-            return .store(.stepStatuses(runID: runID, page: try page(body, list: .stepStatuses, scope: runID)))
-        case STEPRUN__V1__REQUEST__CALL_BEGIN_ATTEMPT:
-            return .store(.beginAttempt(stepRunID: try uuid(required(r.begin_attempt, "begin_attempt").pointee.step_run_id, "step_run_id")))
-        case STEPRUN__V1__REQUEST__CALL_COMPLETE_ATTEMPT:
-            return .store(.completeAttempt(attemptID: try uuid(required(r.complete_attempt, "complete_attempt").pointee.attempt_id, "attempt_id")))
-        case STEPRUN__V1__REQUEST__CALL_FAIL_ATTEMPT: return .store(try failAttempt(required(r.fail_attempt, "fail_attempt")))
-        case STEPRUN__V1__REQUEST__CALL_RECORD_ATTEMPT: return .store(try recordAttempt(required(r.record_attempt, "record_attempt")))
-        case STEPRUN__V1__REQUEST__CALL_ATTEMPT_COUNT:
-            return .store(.attemptCount(stepRunID: try uuid(required(r.attempt_count, "attempt_count").pointee.step_run_id, "step_run_id")))
-        case STEPRUN__V1__REQUEST__CALL_LATEST_ATTEMPT:
-            return .store(.latestAttempt(stepRunID: try uuid(required(r.latest_attempt, "latest_attempt").pointee.step_run_id, "step_run_id")))
-        case STEPRUN__V1__REQUEST__CALL_LIST_ATTEMPTS:
-            let body = try required(r.list_attempts, "list_attempts").pointee
-            let stepRunID = try uuid(body.step_run_id, "step_run_id")
-            return .store(.listAttempts(stepRunID: stepRunID, page: try page(body, list: .attempts, scope: stepRunID)))
-        case STEPRUN__V1__REQUEST__CALL_PURGE_RUN:
-            return .store(.purgeRun(runID: try uuid(required(r.purge_run, "purge_run").pointee.run_id, "run_id")))
-        case STEPRUN__V1__REQUEST__CALL_TRANSACTION:
-            return .store(try transaction(required(r.transaction, "transaction")))
         default:
+            if let operation = StoreOperation(fieldNumber: UInt32(r.call_case.rawValue)) {
+                return .store(try storeRequest(operation, in: request))
+            }
             if let field = firstUnknownField(r.base, atLeast: firstCallField) {
                 throw .unimplemented("unknown call (Request field \(field)); this server speaks protocol version \(WireProtocol.version)")
             }
             throw invalid("call", "is required: the request names no call")
+        }
+    }
+
+    private func transactionOperation(_ message: UnsafeMutablePointer<Steprun__V1__TransactionOperation>) throws(StepRunError) -> StoreRequest {
+        let o = message.pointee
+        // protobuf-c sets the case only to a member TransactionOperation has: a transactional write.
+        if let operation = StoreOperation(fieldNumber: UInt32(o.operation_case.rawValue)), operation.isTransactional {
+            return try storeRequest(operation, in: message)
+        }
+        if let field = firstUnknownField(o.base, atLeast: firstCallField) {
+            // The operations share Request.call's field numbers, so a read (or purge_run, health, …)
+            // put here by hand arrives under its own number: name it, rather than call it unknown.
+            if let call = requestCallName(field) {
+                throw .invalidArgument(
+                    field: String(prefix.dropLast()),
+                    message: "\(prefix.dropLast()) is \(call) (field \(field)), which is not a write operation; only write operations can run inside a transaction")
+            }
+            throw .unimplemented("unknown transaction operation (TransactionOperation field \(field)) in \(prefix.dropLast())")
+        }
+        throw .invalidArgument(
+            field: String(prefix.dropLast()),
+            message: "\(prefix.dropLast()) names no write operation; only write operations can run inside a transaction")
+    }
+
+    /// Reads `operation`'s request message from the oneof of `carrier` (a `Request` or a
+    /// `TransactionOperation`, which share field numbers): the one decoder entry per operation.
+    private func storeRequest<Carrier>(
+        _ operation: StoreOperation, in carrier: UnsafeMutablePointer<Carrier>
+    ) throws(StepRunError) -> StoreRequest {
+        let member = OneofMember.get(carrier, number: operation.fieldNumber)
+        /// The member as the message type of `operation`'s field; it is required.
+        func body<Message>(_: Message.Type) throws(StepRunError) -> UnsafeMutablePointer<Message> {
+            try required(member?.assumingMemoryBound(to: Message.self), operation.name)
+        }
+        switch operation {
+        case .beginStep: return try beginStep(body(Steprun__V1__BeginStepRequest.self))
+        case .scheduleStep: return try scheduleStep(body(Steprun__V1__ScheduleStepRequest.self))
+        case .scheduleSteps: return try scheduleSteps(body(Steprun__V1__ScheduleStepsRequest.self))
+        case .deletePendingSteps: return try deletePendingSteps(body(Steprun__V1__DeletePendingStepsRequest.self))
+        case .completeStep: return try completeStep(body(Steprun__V1__CompleteStepRequest.self))
+        case .completeManualStep: return try completeManualStep(body(Steprun__V1__CompleteManualStepRequest.self))
+        case .failStep: return try failStep(body(Steprun__V1__FailStepRequest.self))
+        case .persistPauseResume: return try persistPauseResume(body(Steprun__V1__PersistPauseResumeRequest.self))
+        case .persistApprovalResume: return try persistApprovalResume(body(Steprun__V1__PersistApprovalResumeRequest.self))
+        case .recordFailureRecovery: return try recordFailureRecovery(body(Steprun__V1__RecordFailureRecoveryRequest.self))
+        case .updateRecovery: return try updateRecovery(body(Steprun__V1__UpdateRecoveryRequest.self))
+        case .getStepRun:
+            let b = try body(Steprun__V1__GetStepRunRequest.self).pointee
+            return .getStepRun(runID: try uuid(b.run_id, "run_id"), step: try text(b.step, "step"))
+        case .completedSteps:
+            let b = try body(Steprun__V1__CompletedStepsRequest.self).pointee
+            let runID = try uuid(b.run_id, "run_id")
+            return .completedSteps(runID: runID, page: try page(b, list: .completedSteps, scope: runID))
+        case .completedOutputs:
+            let b = try body(Steprun__V1__CompletedOutputsRequest.self).pointee
+            let runID = try uuid(b.run_id, "run_id")
+            return .completedOutputs(runID: runID, page: try page(b, list: .completedOutputs, scope: runID))
+        case .completedStepRunsForCompensation:
+            let b = try body(Steprun__V1__CompletedStepRunsForCompensationRequest.self).pointee
+            let runID = try uuid(b.run_id, "run_id")
+            return .completedStepRunsForCompensation(runID: runID, page: try page(b, list: .compensation, scope: runID))
+        case .stepStatuses:
+            let b = try body(Steprun__V1__StepStatusesRequest.self).pointee
+            let runID = try uuid(b.run_id, "run_id")
+            return .stepStatuses(runID: runID, page: try page(b, list: .stepStatuses, scope: runID))
+        case .beginAttempt:
+            return .beginAttempt(stepRunID: try uuid(body(Steprun__V1__BeginAttemptRequest.self).pointee.step_run_id, "step_run_id"))
+        case .completeAttempt:
+            return .completeAttempt(attemptID: try uuid(body(Steprun__V1__CompleteAttemptRequest.self).pointee.attempt_id, "attempt_id"))
+        case .failAttempt: return try failAttempt(body(Steprun__V1__FailAttemptRequest.self))
+        case .recordAttempt: return try recordAttempt(body(Steprun__V1__RecordAttemptRequest.self))
+        case .attemptCount:
+            return .attemptCount(stepRunID: try uuid(body(Steprun__V1__AttemptCountRequest.self).pointee.step_run_id, "step_run_id"))
+        case .latestAttempt:
+            return .latestAttempt(stepRunID: try uuid(body(Steprun__V1__LatestAttemptRequest.self).pointee.step_run_id, "step_run_id"))
+        case .listAttempts:
+            let b = try body(Steprun__V1__ListAttemptsRequest.self).pointee
+            let stepRunID = try uuid(b.step_run_id, "step_run_id")
+            return .listAttempts(stepRunID: stepRunID, page: try page(b, list: .attempts, scope: stepRunID))
+        case .purgeRun: return .purgeRun(runID: try uuid(body(Steprun__V1__PurgeRunRequest.self).pointee.run_id, "run_id"))
+        case .transaction: return try transaction(body(Steprun__V1__TransactionRequest.self))
         }
     }
 
@@ -95,48 +126,6 @@ extension FieldReader {
             }
         }
         return .transaction(operations)
-    }
-
-    private func transactionOperation(_ message: UnsafeMutablePointer<Steprun__V1__TransactionOperation>) throws(StepRunError) -> StoreRequest {
-        let o = message.pointee
-        switch o.operation_case {
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_BEGIN_STEP: return try beginStep(required(o.begin_step, "begin_step"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_SCHEDULE_STEP: return try scheduleStep(required(o.schedule_step, "schedule_step"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_SCHEDULE_STEPS: return try scheduleSteps(required(o.schedule_steps, "schedule_steps"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_DELETE_PENDING_STEPS:
-            return try deletePendingSteps(required(o.delete_pending_steps, "delete_pending_steps"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_COMPLETE_STEP: return try completeStep(required(o.complete_step, "complete_step"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_COMPLETE_MANUAL_STEP:
-            return try completeManualStep(required(o.complete_manual_step, "complete_manual_step"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_FAIL_STEP: return try failStep(required(o.fail_step, "fail_step"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_PERSIST_PAUSE_RESUME:
-            return try persistPauseResume(required(o.persist_pause_resume, "persist_pause_resume"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_PERSIST_APPROVAL_RESUME:
-            return try persistApprovalResume(required(o.persist_approval_resume, "persist_approval_resume"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_RECORD_FAILURE_RECOVERY:
-            return try recordFailureRecovery(required(o.record_failure_recovery, "record_failure_recovery"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_UPDATE_RECOVERY: return try updateRecovery(required(o.update_recovery, "update_recovery"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_BEGIN_ATTEMPT:
-            return .beginAttempt(stepRunID: try uuid(required(o.begin_attempt, "begin_attempt").pointee.step_run_id, "step_run_id"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_COMPLETE_ATTEMPT:
-            return .completeAttempt(attemptID: try uuid(required(o.complete_attempt, "complete_attempt").pointee.attempt_id, "attempt_id"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_FAIL_ATTEMPT: return try failAttempt(required(o.fail_attempt, "fail_attempt"))
-        case STEPRUN__V1__TRANSACTION_OPERATION__OPERATION_RECORD_ATTEMPT: return try recordAttempt(required(o.record_attempt, "record_attempt"))
-        default:
-            if let field = firstUnknownField(o.base, atLeast: firstCallField) {
-                // The operations share Request.call's field numbers, so a read (or purge_run, health, …)
-                // put here by hand arrives under its own number: name it, rather than call it unknown.
-                if let call = requestCallName(field) {
-                    throw .invalidArgument(
-                        field: String(prefix.dropLast()),
-                        message: "\(prefix.dropLast()) is \(call) (field \(field)), which is not a write operation; only write operations can run inside a transaction")
-                }
-                throw .unimplemented("unknown transaction operation (TransactionOperation field \(field)) in \(prefix.dropLast())")
-            }
-            throw .invalidArgument(
-                field: String(prefix.dropLast()),
-                message: "\(prefix.dropLast()) names no write operation; only write operations can run inside a transaction")
-        }
     }
 
     // MARK: One reader per request message
