@@ -54,30 +54,22 @@ enum OneofCarrier: CaseIterable {
     /// Member `number`'s field name and message type (`steprun.v1.BeginStepRequest`); nil when the
     /// carrier has no message-typed oneof member of that number.
     func member(_ number: UInt32) -> (name: String, type: String)? {
-        func describe<Message>(_ message: inout Message) -> (name: String, type: String)? {
-            withUnsafeMutablePointer(to: &message) { pointer in
-                guard let field = OneofMember.messageField(of: pointer, number) else { return nil }
-                let type = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-                return (String(cString: field.pointee.name), String(cString: type.pointee.name))
-            }
-        }
         switch self {
-        case .request:
-            var message = Steprun__V1__Request()
-            steprun__v1__request__init(&message)
-            return describe(&message)
-        case .transactionOperation:
-            var message = Steprun__V1__TransactionOperation()
-            steprun__v1__transaction_operation__init(&message)
-            return describe(&message)
-        case .response:
-            var message = Steprun__V1__Response()
-            steprun__v1__response__init(&message)
-            return describe(&message)
-        case .transactionOperationResult:
-            var message = Steprun__V1__TransactionOperationResult()
-            steprun__v1__transaction_operation_result__init(&message)
-            return describe(&message)
+        case .request: describe(number, steprun__v1__request__init)
+        case .transactionOperation: describe(number, steprun__v1__transaction_operation__init)
+        case .response: describe(number, steprun__v1__response__init)
+        case .transactionOperationResult: describe(number, steprun__v1__transaction_operation_result__init)
         }
+    }
+
+    private func describe<Message>(
+        _ number: UInt32, _ initialize: (UnsafeMutablePointer<Message>) -> Void
+    ) -> (name: String, type: String)? {
+        let message = UnsafeMutablePointer<Message>.allocate(capacity: 1)
+        defer { message.deallocate() }
+        initialize(message)
+        guard let field = OneofMember.messageField(of: message, number) else { return nil }
+        let type = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+        return (String(cString: field.pointee.name), String(cString: type.pointee.name))
     }
 }
