@@ -1,8 +1,9 @@
 import CStepRunProto
 import StepRunCore
 
-// C `Request` → Call, and one reader per request message: every field checked (UUID lengths, UTF-8, JSON objects, known enums, required
-// submessages). Size limits and step-name rules are left to `StoreRequest.validate(limits:)`.
+// C `Request` → Call, and one reader per request message: every field checked (UUID lengths, UTF-8,
+// JSON objects, known enums, required submessages). Size limits and step-name rules are left to
+// `StoreRequest.validate(limits:)`.
 
 /// The first field number of `Request.call` and `TransactionOperation.operation`; unknown fields at or
 /// above it are calls from a newer protocol version.
