@@ -3,7 +3,8 @@ import Foundation
 /// One call to the store: every operation of the contract, with its arguments.
 ///
 /// The repository, the wire protocol and the client all speak this type, so each side has one
-/// place that knows about every operation. `StepRunStore`'s typed methods build these.
+/// place that knows about every operation. `StepRunStore`'s typed methods build these; what is known
+/// of an operation beyond its arguments (name, field number, access) is `StoreOperation`'s table.
 public enum StoreRequest: Sendable, Hashable {
     case beginStep(runID: UUID, step: String, input: JSONPayload, recovery: JSONPayload?)
     case scheduleStep(runID: UUID, step: String, input: JSONPayload, recovery: JSONPayload?)
@@ -31,62 +32,6 @@ public enum StoreRequest: Sendable, Hashable {
     case purgeRun(runID: UUID)
     /// Several write operations applied all or nothing, in order.
     case transaction([StoreRequest])
-
-    /// The operation's contract name (`begin_step`), used in logs, metrics and errors.
-    public var operationName: String {
-        switch self {
-        case .beginStep: "begin_step"
-        case .scheduleStep: "schedule_step"
-        case .scheduleSteps: "schedule_steps"
-        case .deletePendingSteps: "delete_pending_steps"
-        case .completeStep: "complete_step"
-        case .completeManualStep: "complete_manual_step"
-        case .failStep: "fail_step"
-        case .persistPauseResume: "persist_pause_resume"
-        case .persistApprovalResume: "persist_approval_resume"
-        case .recordFailureRecovery: "record_failure_recovery"
-        case .updateRecovery: "update_recovery"
-        case .getStepRun: "get_step_run"
-        case .completedSteps: "completed_steps"
-        case .completedOutputs: "completed_outputs"
-        case .completedStepRunsForCompensation: "completed_step_runs_for_compensation"
-        case .stepStatuses: "step_statuses"
-        case .beginAttempt: "begin_attempt"
-        case .completeAttempt: "complete_attempt"
-        case .failAttempt: "fail_attempt"
-        case .recordAttempt: "record_attempt"
-        case .attemptCount: "attempt_count"
-        case .latestAttempt: "latest_attempt"
-        case .listAttempts: "list_attempts"
-        case .purgeRun: "purge_run"
-        case .transaction: "transaction"
-        }
-    }
-
-    /// True for the write operations that may appear inside a `transaction`.
-    public var isTransactional: Bool {
-        switch self {
-        case .beginStep, .scheduleStep, .scheduleSteps, .deletePendingSteps, .completeStep,
-            .completeManualStep, .failStep, .persistPauseResume, .persistApprovalResume,
-            .recordFailureRecovery, .updateRecovery, .beginAttempt, .completeAttempt, .failAttempt,
-            .recordAttempt:
-            true
-        case .getStepRun, .completedSteps, .completedOutputs, .completedStepRunsForCompensation,
-            .stepStatuses, .attemptCount, .latestAttempt, .listAttempts, .purgeRun, .transaction:
-            false
-        }
-    }
-
-    /// True when the operation only reads.
-    public var isReadOnly: Bool {
-        switch self {
-        case .getStepRun, .completedSteps, .completedOutputs, .completedStepRunsForCompensation,
-            .stepStatuses, .attemptCount, .latestAttempt, .listAttempts:
-            true
-        default:
-            false
-        }
-    }
 }
 
 /// What a successful call returns; one case per shape of result.

@@ -10,21 +10,13 @@ import StepRunCore
 public enum WireCodec {
     /// Decodes one client frame's payload (the bytes after the 4-byte length prefix).
     public static func decodeRequest(_ payload: ByteBuffer) throws(WireDecodingError) -> RequestFrame {
-        let result = payload.withUnsafeReadableBytes { bytes -> Result<RequestFrame, WireDecodingError> in
-            guard let request = steprun__v1__request__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
-                return .failure(WireDecodingError(
-                    requestID: EnvelopeIDScanner.id(in: bytes),
-                    error: .invalidArgument(field: "request", message: "the frame is not a valid steprun.v1.Request protobuf message")))
-            }
-            defer { steprun__v1__request__free_unpacked(request, nil) }
-            do throws(StepRunError) {
-                let call = try FieldReader().call(request)
-                return .success(RequestFrame(id: request.pointee.id, timeoutMs: request.pointee.timeout_ms, call: call))
-            } catch {
-                return .failure(WireDecodingError(requestID: request.pointee.id, error: error))
-            }
+        try decode(
+            payload, "request", "the frame is not a valid steprun.v1.Request protobuf message",
+            unpack: { steprun__v1__request__unpack(nil, $0, $1) }, free: { steprun__v1__request__free_unpacked($0, nil) },
+            id: { $0.pointee.id }
+        ) { (request) throws(StepRunError) in
+            RequestFrame(id: request.pointee.id, timeoutMs: request.pointee.timeout_ms, call: try FieldReader().call(request))
         }
-        return try result.get()
     }
 
     /// Appends the 4-byte big-endian length and the encoded Request.
@@ -55,24 +47,17 @@ public enum WireCodec {
 
     /// Decodes one server frame's payload.
     public static func decodeResponse(_ payload: ByteBuffer) throws(WireDecodingError) -> ResponseFrame {
-        let result = payload.withUnsafeReadableBytes { bytes -> Result<ResponseFrame, WireDecodingError> in
-            guard let response = steprun__v1__response__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
-                return .failure(WireDecodingError(
-                    requestID: EnvelopeIDScanner.id(in: bytes),
-                    error: .invalidArgument(field: "response", message: "the frame is not a valid steprun.v1.Response protobuf message")))
-            }
-            defer { steprun__v1__response__free_unpacked(response, nil) }
+        try decode(
+            payload, "response", "the frame is not a valid steprun.v1.Response protobuf message",
+            unpack: { steprun__v1__response__unpack(nil, $0, $1) }, free: { steprun__v1__response__free_unpacked($0, nil) },
+            id: { $0.pointee.id }
+        ) { (response) throws(StepRunError) in
             let id = response.pointee.id
             if let status = response.pointee.status, status.pointee.code != StatusCode.ok.rawValue {
-                return .success(ResponseFrame(id: id, outcome: .failure(StepRunError(status: status.pointee))))
+                return ResponseFrame(id: id, outcome: .failure(StepRunError(status: status.pointee)))
             }
-            do throws(StepRunError) {
-                return .success(ResponseFrame(id: id, outcome: .success(try FieldReader(checksJSON: false).reply(response))))
-            } catch {
-                return .failure(WireDecodingError(requestID: id, error: error))
-            }
+            return ResponseFrame(id: id, outcome: .success(try FieldReader(checksJSON: false).reply(response)))
         }
-        return try result.get()
     }
 
     /// Appends the 4-byte big-endian length and the encoded Response.
@@ -109,6 +94,31 @@ public enum WireCodec {
     }
 
     // MARK: protobuf-c
+
+    /// Unpacks `payload`, reads it into a frame and frees the unpacked message before returning.
+    /// A payload protobuf-c refuses fails as `invalidArgument(field: kind)`, with the id scanned
+    /// from the bytes; a refused field, with the message's id.
+    private static func decode<Message, Frame>(
+        _ payload: ByteBuffer, _ kind: String, _ refusal: String,
+        unpack: (Int, UnsafePointer<UInt8>?) -> UnsafeMutablePointer<Message>?,
+        free: (UnsafeMutablePointer<Message>) -> Void,
+        id: (UnsafeMutablePointer<Message>) -> UInt64,
+        read: (UnsafeMutablePointer<Message>) throws(StepRunError) -> Frame
+    ) throws(WireDecodingError) -> Frame {
+        let result = payload.withUnsafeReadableBytes { bytes -> Result<Frame, WireDecodingError> in
+            guard let message = unpack(bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
+                return .failure(WireDecodingError(
+                    requestID: EnvelopeIDScanner.id(in: bytes), error: .invalidArgument(field: kind, message: refusal)))
+            }
+            defer { free(message) }
+            do throws(StepRunError) {
+                return .success(try read(message))
+            } catch {
+                return .failure(WireDecodingError(requestID: id(message), error: error))
+            }
+        }
+        return try result.get()
+    }
 
     private static func response(_ frame: ResponseFrame, in arena: EncodeArena) -> UnsafeMutablePointer<Steprun__V1__Response> {
         let message = arena.message(steprun__v1__response__init)

@@ -31,34 +31,46 @@ extension EncodeArena {
     }
 
     private func setStoreResult(of message: UnsafeMutablePointer<Steprun__V1__Response>, to result: StoreResult) -> Bool {
+        guard let (number, body) = storeResultMessage(result) else { return false }
+        return OneofMember.set(message, number: number, to: body)
+    }
+
+    /// nil for shapes no write operation returns.
+    private func transactionOperationResult(
+        _ result: StoreResult
+    ) -> UnsafeMutablePointer<Steprun__V1__TransactionOperationResult>? {
+        let message = self.message(steprun__v1__transaction_operation_result__init)
+        // TransactionOperationResult has the members of the write operations' shapes only, under
+        // Response.result's numbers; any other shape is refused here.
+        guard let (number, body) = storeResultMessage(result), OneofMember.set(message, number: number, to: body) else { return nil }
+        return message
+    }
+
+    /// The result message of `result` and its member number in `Response.result` (shared by
+    /// `TransactionOperationResult.result`): the one encoder entry per result shape. Nil when a
+    /// transaction result holds a shape no write operation returns.
+    private func storeResultMessage(_ result: StoreResult) -> (number: UInt32, body: UnsafeMutableRawPointer)? {
         switch result {
         case let .begin(stepRun, decision):
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_BEGIN_STEP
-            message.pointee.begin_step = beginStepResult(stepRun, decision)
+            return (STEPRUN__V1__RESPONSE__RESULT_BEGIN_STEP.rawValue, UnsafeMutableRawPointer(beginStepResult(stepRun, decision)))
         case let .schedule(stepRun, decision):
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_SCHEDULE_STEP
-            message.pointee.schedule_step = scheduleStepResult(stepRun, decision)
+            return (STEPRUN__V1__RESPONSE__RESULT_SCHEDULE_STEP.rawValue, UnsafeMutableRawPointer(scheduleStepResult(stepRun, decision)))
         case .scheduledSteps(let names):
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_SCHEDULE_STEPS
-            message.pointee.schedule_steps = scheduleStepsResult(names)
+            return (STEPRUN__V1__RESPONSE__RESULT_SCHEDULE_STEPS.rawValue, UnsafeMutableRawPointer(scheduleStepsResult(names)))
         case .deletedCount(let count):
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_DELETE_PENDING_STEPS
-            message.pointee.delete_pending_steps = deletePendingStepsResult(count)
+            return (STEPRUN__V1__RESPONSE__RESULT_DELETE_PENDING_STEPS.rawValue, UnsafeMutableRawPointer(deletePendingStepsResult(count)))
         case .stepRun(let stepRun):
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_STEP_RUN
-            message.pointee.step_run = stepRunResult(stepRun)
+            return (STEPRUN__V1__RESPONSE__RESULT_STEP_RUN.rawValue, UnsafeMutableRawPointer(stepRunResult(stepRun)))
         case .foundStepRun(let stepRun):
             let body = self.message(steprun__v1__get_step_run_result__init)
             body.pointee.step_run = stepRun.map(self.stepRun)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_GET_STEP_RUN
-            message.pointee.get_step_run = body
+            return (STEPRUN__V1__RESPONSE__RESULT_GET_STEP_RUN.rawValue, UnsafeMutableRawPointer(body))
         case .steps(let names, let next):
             let body = self.message(steprun__v1__completed_steps_result__init)
             body.pointee.n_steps = names.count
             body.pointee.steps = texts(names)
             setNext(next, on: body)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEPS
-            message.pointee.completed_steps = body
+            return (STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEPS.rawValue, UnsafeMutableRawPointer(body))
         case .outputs(let outputs, let next):
             let body = self.message(steprun__v1__completed_outputs_result__init)
             let values = binaries(count: outputs.count)
@@ -68,8 +80,7 @@ extension EncodeArena {
             body.pointee.n_outputs = outputs.count
             body.pointee.outputs = values
             setNext(next, on: body)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_OUTPUTS
-            message.pointee.completed_outputs = body
+            return (STEPRUN__V1__RESPONSE__RESULT_COMPLETED_OUTPUTS.rawValue, UnsafeMutableRawPointer(body))
         case .stepRuns(let stepRuns, let next):
             let body = self.message(steprun__v1__completed_step_runs_for_compensation_result__init)
             let list = pointers(to: Steprun__V1__StepRun.self, count: stepRuns.count)
@@ -79,8 +90,7 @@ extension EncodeArena {
             body.pointee.n_step_runs = stepRuns.count
             body.pointee.step_runs = list
             setNext(next, on: body)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEP_RUNS_FOR_COMPENSATION
-            message.pointee.completed_step_runs_for_compensation = body
+            return (STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEP_RUNS_FOR_COMPENSATION.rawValue, UnsafeMutableRawPointer(body))
         case .statuses(let statuses, let next):
             // In byte order (the names' UTF-8 bytes, code point order, not String's Unicode-aware
             // `<`): the documented order and the order of the pages (docs/PROTOCOL.md §6), so the
@@ -97,21 +107,17 @@ extension EncodeArena {
             body.pointee.n_statuses = sorted.count
             body.pointee.statuses = list
             setNext(next, on: body)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_STEP_STATUSES
-            message.pointee.step_statuses = body
+            return (STEPRUN__V1__RESPONSE__RESULT_STEP_STATUSES.rawValue, UnsafeMutableRawPointer(body))
         case .attempt(let attempt):
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_ATTEMPT
-            message.pointee.attempt = attemptResult(attempt)
+            return (STEPRUN__V1__RESPONSE__RESULT_ATTEMPT.rawValue, UnsafeMutableRawPointer(attemptResult(attempt)))
         case .attemptCount(let count):
             let body = self.message(steprun__v1__attempt_count_result__init)
             body.pointee.count = Int64(count)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_ATTEMPT_COUNT
-            message.pointee.attempt_count = body
+            return (STEPRUN__V1__RESPONSE__RESULT_ATTEMPT_COUNT.rawValue, UnsafeMutableRawPointer(body))
         case .latestAttempt(let attempt):
             let body = self.message(steprun__v1__latest_attempt_result__init)
             body.pointee.attempt = attempt.map(stepAttempt)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_LATEST_ATTEMPT
-            message.pointee.latest_attempt = body
+            return (STEPRUN__V1__RESPONSE__RESULT_LATEST_ATTEMPT.rawValue, UnsafeMutableRawPointer(body))
         case .attempts(let attempts, let next):
             let body = self.message(steprun__v1__list_attempts_result__init)
             let list = pointers(to: Steprun__V1__StepAttempt.self, count: attempts.count)
@@ -121,58 +127,23 @@ extension EncodeArena {
             body.pointee.n_attempts = attempts.count
             body.pointee.attempts = list
             setNext(next, on: body)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_LIST_ATTEMPTS
-            message.pointee.list_attempts = body
+            return (STEPRUN__V1__RESPONSE__RESULT_LIST_ATTEMPTS.rawValue, UnsafeMutableRawPointer(body))
         case .purged(let counts):
             let body = self.message(steprun__v1__purge_run_result__init)
             body.pointee.step_runs = Int64(counts.stepRuns)
             body.pointee.attempts = Int64(counts.attempts)
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_PURGE_RUN
-            message.pointee.purge_run = body
+            return (STEPRUN__V1__RESPONSE__RESULT_PURGE_RUN.rawValue, UnsafeMutableRawPointer(body))
         case .transaction(let results):
             let body = self.message(steprun__v1__transaction_result__init)
             let list = pointers(to: Steprun__V1__TransactionOperationResult.self, count: results.count)
             for (index, result) in results.enumerated() {
-                guard let entry = transactionOperationResult(result) else { return false }
+                guard let entry = transactionOperationResult(result) else { return nil }
                 list[index] = entry
             }
             body.pointee.n_results = results.count
             body.pointee.results = list
-            message.pointee.result_case = STEPRUN__V1__RESPONSE__RESULT_TRANSACTION
-            message.pointee.transaction = body
+            return (STEPRUN__V1__RESPONSE__RESULT_TRANSACTION.rawValue, UnsafeMutableRawPointer(body))
         }
-        return true
-    }
-
-    /// nil for shapes no write operation returns.
-    private func transactionOperationResult(
-        _ result: StoreResult
-    ) -> UnsafeMutablePointer<Steprun__V1__TransactionOperationResult>? {
-        let message = self.message(steprun__v1__transaction_operation_result__init)
-        switch result {
-        case let .begin(stepRun, decision):
-            message.pointee.result_case = STEPRUN__V1__TRANSACTION_OPERATION_RESULT__RESULT_BEGIN_STEP
-            message.pointee.begin_step = beginStepResult(stepRun, decision)
-        case let .schedule(stepRun, decision):
-            message.pointee.result_case = STEPRUN__V1__TRANSACTION_OPERATION_RESULT__RESULT_SCHEDULE_STEP
-            message.pointee.schedule_step = scheduleStepResult(stepRun, decision)
-        case .scheduledSteps(let names):
-            message.pointee.result_case = STEPRUN__V1__TRANSACTION_OPERATION_RESULT__RESULT_SCHEDULE_STEPS
-            message.pointee.schedule_steps = scheduleStepsResult(names)
-        case .deletedCount(let count):
-            message.pointee.result_case = STEPRUN__V1__TRANSACTION_OPERATION_RESULT__RESULT_DELETE_PENDING_STEPS
-            message.pointee.delete_pending_steps = deletePendingStepsResult(count)
-        case .stepRun(let stepRun):
-            message.pointee.result_case = STEPRUN__V1__TRANSACTION_OPERATION_RESULT__RESULT_STEP_RUN
-            message.pointee.step_run = stepRunResult(stepRun)
-        case .attempt(let attempt):
-            message.pointee.result_case = STEPRUN__V1__TRANSACTION_OPERATION_RESULT__RESULT_ATTEMPT
-            message.pointee.attempt = attemptResult(attempt)
-        case .foundStepRun, .steps, .outputs, .stepRuns, .statuses, .attemptCount, .latestAttempt, .attempts,
-            .purged, .transaction:
-            return nil
-        }
-        return message
     }
 
     // MARK: Shapes shared by Response and TransactionOperationResult
