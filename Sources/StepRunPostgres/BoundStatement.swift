@@ -8,9 +8,4 @@ struct BoundStatement: Sendable {
         self.prepared = prepared
         self.parameters = parameters
     }
-
-    /// From `StoreOperations.statement(for:sql:)` / `batchStatement(for:sql:)`.
-    init(_ statement: (prepared: PreparedStatement, parameters: [PGParameter?])) {
-        self.init(statement.prepared, statement.parameters)
-    }
 }

@@ -109,9 +109,9 @@ enum GroupCommit {
         func step(_ statement: StatementPlan) -> BoundStatement {
             switch statement {
             case .single(let index):
-                BoundStatement(StoreOperations.statement(for: calls[index].request, sql: calls[index].sql))
+                StoreOperations.statement(for: calls[index].request, sql: calls[index].sql)
             case .batch(let indices):
-                BoundStatement(StoreOperations.batchStatement(for: indices.map { calls[$0].request }, sql: calls[indices[0]].sql))
+                StoreOperations.batchStatement(for: indices.map { calls[$0].request }, sql: calls[indices[0]].sql)
             }
         }
         let writeStatements = plan(writes.map { ($0.batchKind, $0.key) })

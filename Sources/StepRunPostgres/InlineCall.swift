@@ -47,7 +47,7 @@ struct InlineCall {
 
     func run(on lent: borrowing LentConnection) -> Outcome {
         let connection = lent.connection
-        let statement = BoundStatement(StoreOperations.statement(for: request, sql: sql))
+        let statement = StoreOperations.statement(for: request, sql: sql)
         guard connection.isUsable, connection.send(statement.prepared, statement.parameters) else { return .declined }
         guard let rows = connection.awaitResult(within: wait) else {
             return .unfinished(Started(request: request, prepared: statement.prepared, sql: sql, deadline: deadline, completion: completion))

@@ -36,8 +36,8 @@ struct StoreOperations {
     /// The one statement a single-statement request runs (every request but `transaction`).
     ///
     /// Building it again gives fresh ids for inserted rows, so a re-run never reuses one.
-    static func statement(for request: StoreRequest, sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [PGParameter?]) {
-        switch request {
+    static func statement(for request: StoreRequest, sql: StepRunSQL) -> BoundStatement {
+        let (prepared, parameters): (PreparedStatement, [PGParameter?]) = switch request {
         case .scheduleSteps(let runID, let steps):
             (sql.scheduleSteps, [
                 .text(runID.pgText),
@@ -95,6 +95,7 @@ struct StoreOperations {
         case .transaction:
             preconditionFailure("a transaction is not one statement")
         }
+        return BoundStatement(prepared, parameters)
     }
 
     /// Text parameters (nil is SQL NULL).
@@ -165,7 +166,7 @@ struct StoreOperations {
 
     /// One statement for several calls of the same batchable kind with distinct keys. Its rows
     /// carry the 1-based position of their call in column 1 (see `PGRows.split(byOrdinalIn:count:)`).
-    static func batchStatement(for requests: [StoreRequest], sql: StepRunSQL) -> (prepared: PreparedStatement, parameters: [PGParameter?]) {
+    static func batchStatement(for requests: [StoreRequest], sql: StepRunSQL) -> BoundStatement {
         switch requests.first {
         case .beginStep?:
             var runIDs: [UUID] = [], steps: [String?] = [], inputs: [String?] = [], recoveries: [String?] = []
@@ -179,7 +180,7 @@ struct StoreOperations {
                 inputs.append(input.text)
                 recoveries.append(recovery?.text)
             }
-            return (sql.beginSteps, [
+            return BoundStatement(sql.beginSteps, [
                 .uuidArray(runIDs.map { _ in UUID.v7() }), .uuidArray(runIDs), .textArray(steps),
                 .jsonbArray(inputs), .jsonbArray(recoveries),
             ])
@@ -191,7 +192,7 @@ struct StoreOperations {
                 ids.append(id)
                 outputs.append(output.text)
             }
-            return (sql.completeSteps, [.uuidArray(ids), .jsonbArray(outputs)])
+            return BoundStatement(sql.completeSteps, [.uuidArray(ids), .jsonbArray(outputs)])
         default:
             preconditionFailure("not a batchable request")
         }
