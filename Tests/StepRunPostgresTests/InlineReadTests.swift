@@ -3,6 +3,7 @@ import Foundation
 import StepRunCore
 @testable import StepRunPostgres
 import Testing
+import StepRunTesting
 
 /// Reads, and small begin_step / complete_step calls, that find the pool quiet run on the caller's
 /// thread over an idle worker's connection (`PostgresConfiguration.inlineReadWait`,
@@ -40,16 +41,8 @@ struct InlineReadTests {
 
     /// `started` once the pool's only worker is idle, so the call runs inline if it may; throws its error.
     private func startedOnQuietPool(_ store: StepRunRepository, _ pool: PostgresPool, _ request: StoreRequest) async throws -> StoreResult {
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
         return try await started(store, request).get()
-    }
-
-    private func poll(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<500 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
     }
 
     /// Records step "a" of `runID`, then starts `read` inline while another session holds an
@@ -60,11 +53,11 @@ struct InlineReadTests {
     ) async throws -> (Task<Result<StoreResult, StepRunError>, Never>, PGConnection) {
         _ = try await store.beginStep(runID: runID, step: "a")
         _ = try await store.perform(read, deadline: nil)  // prepares its statement on the only connection
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
         let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
         try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
         let answer = Task { await started(store, read) }
-        #expect(await poll { pool.statistics.inlineReadHandoffs == 1 })
+        #expect(await eventually { pool.statistics.inlineReadHandoffs == 1 })
         return (answer, locker)
     }
 
@@ -179,12 +172,12 @@ struct InlineReadTests {
         let (prepared, _) = try await store.beginStep(runID: runID, step: "prepared")
         try await store.completeStep(stepRunID: prepared.id, output: .empty)
         let (row, _) = try await store.beginStep(runID: runID, step: "a")
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
         // Another session holds the row's lock, so the completion waits in Postgres past the inline wait.
         let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
         try locker.simpleQuery("BEGIN; SELECT 1 FROM \(schema).step_runs WHERE id = '\(row.id.uuidString)' FOR UPDATE", context: "locking")
         let answer = Task { await started(store, .completeStep(stepRunID: row.id, output: ["late": true])) }
-        #expect(await poll { pool.statistics.inlineWriteHandoffs == 1 })
+        #expect(await eventually { pool.statistics.inlineWriteHandoffs == 1 })
         try locker.simpleQuery("COMMIT", context: "unlocking")
         guard case .success(.stepRun(let completed)) = await answer.value else {
             Issue.record("the handed-off completion failed")
@@ -202,7 +195,7 @@ struct InlineReadTests {
         let runID = UUID()
         _ = try await store.beginStep(runID: runID, step: "a")
         for _ in 0..<20 {
-            #expect(await poll { pool.statistics.busy == 0 })
+            #expect(await eventually { pool.statistics.busy == 0 })
             #expect(try await started(store, .stepStatuses(runID: runID), mayBlock: false).get() == .statuses(["a": .running]))
         }
         #expect(pool.statistics.inlineReads == 0)
@@ -225,7 +218,7 @@ struct InlineReadTests {
         #expect(pool.statistics.busy == 1, "the worker finishes the read and stays busy meanwhile")
         // A call arriving meanwhile queues behind the unfinished read instead of using its connection.
         async let write = store.beginStep(runID: runID, step: "b")
-        #expect(await poll { pool.statistics.waiting == 1 })
+        #expect(await eventually { pool.statistics.waiting == 1 })
 
         try locker.simpleQuery("COMMIT", context: "unlocking")
         #expect(try await answer.value.get() == .statuses(["a": .running]))
@@ -266,7 +259,7 @@ struct InlineReadTests {
         let runID = UUID()
         _ = try await store.beginStep(runID: runID, step: "a")
         _ = try await store.perform(.stepStatuses(runID: runID), deadline: nil)
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
 
         try await scratch.stop()
         try await scratch.start()

@@ -3,6 +3,7 @@ import Foundation
 import StepRunCore
 @testable import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Connection pool and migrations against a real server")
 struct PoolTests {
@@ -67,23 +68,15 @@ struct PoolTests {
         try await pool.withConnection(deadline: .now.advanced(by: .seconds(60))) { _ throws(StepRunError) in gate.wait() }
     }
 
-    private func poll(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<1000 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
-    }
-
     @Test("a full wait queue refuses with RESOURCE_EXHAUSTED")
     func fullQueueIsResourceExhausted() async throws {
         let pool = pool(try TestDatabase.url, size: 1, queue: 2)
         let gate = DispatchSemaphore(value: 0)
         async let busy: Void = hold(pool, until: gate)
-        #expect(await poll { pool.statistics.busy == 1 })
+        #expect(await eventually { pool.statistics.busy == 1 })
         async let queued1: Void = sleep(pool, seconds: 0)
         async let queued2: Void = sleep(pool, seconds: 0)
-        #expect(await poll { pool.statistics.waiting == 2 })
+        #expect(await eventually { pool.statistics.waiting == 2 })
         let error = await expectStoreError { try await sleep(pool, seconds: 0) }
         #expect(error?.code == .resourceExhausted)
         gate.signal()
@@ -98,7 +91,7 @@ struct PoolTests {
         let pool = pool(try TestDatabase.url, size: 1)
         let gate = DispatchSemaphore(value: 0)
         async let busy: Void = hold(pool, until: gate)
-        #expect(await poll { pool.statistics.busy == 1 })
+        #expect(await eventually { pool.statistics.busy == 1 })
         let started = ContinuousClock.now
         let error = await expectStoreError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
         let waited = ContinuousClock.now - started

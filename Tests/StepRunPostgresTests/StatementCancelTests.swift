@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 @testable import StepRunPostgres
 import Testing
+import StepRunTesting
 
 /// A schema of its own, so that locking its table blocks nobody else's tests.
 private func isolatedStore(poolSize: Int) async throws -> (StepRunRepository, PostgresPool, schema: String) {
@@ -43,16 +44,6 @@ private final class TableLock: @unchecked Sendable {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-private func waitUntil(_ timeout: Duration, _ condition: () -> Bool) async -> Bool {
-    let end = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < end {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
-}
-
 @Suite("Cancelling statements whose callers stopped waiting")
 struct StatementCancelTests {
     @Test("with the table locked, calls with 1 s deadlines get DEADLINE_EXCEEDED, their statements are cancelled, the connections are free again while the lock is held, and nothing they sent is stored")
@@ -80,7 +71,7 @@ struct StatementCancelTests {
 
         // The lock is still held, yet the pool's connections are free: a call that needs no lock
         // runs at once.
-        #expect(await waitUntil(.seconds(10)) { pool.statistics.busy == 0 })
+        #expect(await eventually(timeout: .seconds(10)) { pool.statistics.busy == 0 })
         #expect(pool.statistics.cancelledStatements >= 1)
         let started = ContinuousClock.now
         try await pool.withConnection(deadline: .now.advanced(by: .seconds(10))) { connection throws(StepRunError) in

@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Bad input is refused before any SQL and changes nothing")
 struct ValidationTests {
