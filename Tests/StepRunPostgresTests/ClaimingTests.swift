@@ -113,7 +113,7 @@ struct ClaimingTests {
     func scheduleStepsIsAtomic() async throws {
         let store = try await TestDatabase.repository()
         let runID = UUID()
-        let error = await expectStoreError {
+        let error = await storeError {
             _ = try await store.scheduleSteps(runID: runID, steps: [ScheduledStep(step: "x"), ScheduledStep(step: "y"), ScheduledStep(step: "x")])
         }
         guard case .invalidArgument(let field, _) = error else {

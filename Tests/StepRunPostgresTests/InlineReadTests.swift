@@ -158,8 +158,8 @@ struct InlineReadTests {
         #expect(completed.status == .completed && completed.output == ["total": 42])
         #expect(try await store.getStepRun(runID: runID, step: "a") == completed)
         // Completing it again is refused the same way on both paths.
-        let pooledError = await expectStoreError { _ = try await store.perform(complete, deadline: nil) }
-        let inlineError = await expectStoreError { _ = try await inline(complete) }
+        let pooledError = await storeError { _ = try await store.perform(complete, deadline: nil) }
+        let inlineError = await storeError { _ = try await inline(complete) }
         #expect(pooledError != nil && inlineError?.code == pooledError?.code && inlineError?.message == pooledError?.message)
         await pool.shutdown()
         try await drop(schema)

@@ -32,7 +32,7 @@ struct PoolTests {
 
         try await scratch.stop()
         let started = ContinuousClock.now
-        let error = await expectStoreError { _ = try await store.beginStep(runID: runID, step: "during", timeout: .seconds(5)) }
+        let error = await storeError { _ = try await store.beginStep(runID: runID, step: "during", timeout: .seconds(5)) }
         #expect(error?.code == .unavailable)
         #expect(ContinuousClock.now - started < .seconds(5))
 
@@ -57,7 +57,7 @@ struct PoolTests {
     func unreachableDatabaseIsUnavailable() async throws {
         let pool = pool("postgresql://postgres@127.0.0.1:1/postgres")
         let store = StepRunRepository(pool: pool)
-        let error = await expectStoreError { _ = try await store.getStepRun(runID: UUID(), step: "s") }
+        let error = await storeError { _ = try await store.getStepRun(runID: UUID(), step: "s") }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("database unreachable") == true)
         await pool.shutdown()
@@ -77,7 +77,7 @@ struct PoolTests {
         async let queued1: Void = sleep(pool, seconds: 0)
         async let queued2: Void = sleep(pool, seconds: 0)
         #expect(await eventually { pool.statistics.waiting == 2 })
-        let error = await expectStoreError { try await sleep(pool, seconds: 0) }
+        let error = await storeError { try await sleep(pool, seconds: 0) }
         #expect(error?.code == .resourceExhausted)
         gate.signal()
         try await busy
@@ -93,7 +93,7 @@ struct PoolTests {
         async let busy: Void = hold(pool, until: gate)
         #expect(await eventually { pool.statistics.busy == 1 })
         let started = ContinuousClock.now
-        let error = await expectStoreError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
+        let error = await storeError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
         let waited = ContinuousClock.now - started
         gate.signal()
         #expect(error?.code == .deadlineExceeded)
@@ -106,7 +106,7 @@ struct PoolTests {
     @Test("a statement over statement_timeout is DEADLINE_EXCEEDED and the connection stays usable")
     func statementTimeoutIsDeadlineExceeded() async throws {
         let pool = pool(try TestDatabase.url, size: 1, statementTimeout: .milliseconds(200))
-        let error = await expectStoreError { try await sleep(pool, seconds: 2) }
+        let error = await storeError { try await sleep(pool, seconds: 2) }
         #expect(error?.code == .deadlineExceeded)
         try await sleep(pool, seconds: 0)
         #expect(pool.statistics.connected == 1)
@@ -117,7 +117,7 @@ struct PoolTests {
     func shutdownFailsNewCalls() async throws {
         let pool = pool(try TestDatabase.url, size: 1)
         await pool.shutdown()
-        let error = await expectStoreError { try await sleep(pool, seconds: 0) }
+        let error = await storeError { try await sleep(pool, seconds: 0) }
         #expect(error?.code == .unavailable)
     }
 
@@ -213,7 +213,7 @@ struct PoolTests {
             "UPDATE \(schema).step_attempts SET error = '[]' WHERE id = '\(attempt.id.uuidString)'",
         ]
         for sql in refused {
-            let error = await expectStoreError {
+            let error = await storeError {
                 try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
                     _ = try connection.simpleQuery(sql, context: "breaking a rule")
                 }
@@ -283,7 +283,7 @@ struct PoolTests {
         let pool = PostgresPool(
             configuration: PostgresConfiguration(connectionString: try TestDatabase.url, schema: "Robert'); DROP", poolSize: 1),
             logger: TestDatabase.logger)
-        let error = await expectStoreError { try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger) }
+        let error = await storeError { try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger) }
         #expect(error?.code == .invalidArgument)
         await pool.shutdown()
     }

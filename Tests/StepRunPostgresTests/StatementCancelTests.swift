@@ -58,7 +58,7 @@ struct StatementCancelTests {
             for index in 0..<8 {
                 group.addTask {
                     let started = ContinuousClock.now
-                    let error = await expectStoreError {
+                    let error = await storeError {
                         _ = try await store.beginStep(runID: runID, step: "blocked-\(index)", timeout: .seconds(1))
                     }
                     return (error?.code, ContinuousClock.now - started, error?.message ?? "ok")
@@ -81,7 +81,7 @@ struct StatementCancelTests {
 
         // Health answers by its own deadline while the table is locked: not serving, and why.
         let healthStarted = ContinuousClock.now
-        let healthError = await expectStoreError { _ = try await store.checkHealth(deadline: .now.advanced(by: .seconds(4))) }
+        let healthError = await storeError { _ = try await store.checkHealth(deadline: .now.advanced(by: .seconds(4))) }
         // It plans to answer a second early; the rest is room for a loaded machine (2.47 s was seen
         // against a 2 s deadline with a 250 ms margin). Blocked by the lock, it would not answer at all.
         #expect(ContinuousClock.now - healthStarted < .seconds(6))
@@ -130,10 +130,10 @@ struct StatementCancelTests {
         let readOnlyPool = PostgresPool(
             configuration: PostgresConfiguration(connectionString: readOnlyURL, schema: schema, poolSize: 1), logger: TestDatabase.logger)
         let readOnlyStore = StepRunRepository(pool: readOnlyPool)
-        let write = await expectStoreError { _ = try await readOnlyStore.beginStep(runID: runID, step: "refused", timeout: .seconds(5)) }
+        let write = await storeError { _ = try await readOnlyStore.beginStep(runID: runID, step: "refused", timeout: .seconds(5)) }
         #expect(write?.code == .unavailable)
         #expect(write?.message.contains("read-only") == true, "\(String(describing: write))")
-        let health = await expectStoreError { _ = try await readOnlyStore.checkHealth(deadline: .now.advanced(by: .seconds(5))) }
+        let health = await storeError { _ = try await readOnlyStore.checkHealth(deadline: .now.advanced(by: .seconds(5))) }
         #expect(health?.code == .unavailable)
         #expect(health?.message.contains("read-only") == true, "\(String(describing: health))")
         #expect(try await store.stepStatuses(runID: runID).isEmpty)

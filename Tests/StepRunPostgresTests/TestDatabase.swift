@@ -48,15 +48,3 @@ struct ScratchPostgres {
         return text
     }
 }
-
-/// Asserts `body` throws a `StepRunError` and returns it.
-func expectStoreError(_ body: () async throws -> Void) async -> StepRunError? {
-    do {
-        try await body()
-        return nil
-    } catch let error as StepRunError {
-        return error
-    } catch {
-        return .internal("not a StepRunError: \(error)")
-    }
-}
