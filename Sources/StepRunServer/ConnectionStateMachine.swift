@@ -103,7 +103,8 @@ struct ConnectionStateMachine {
 
     /// What the channel going inactive leaves to undo.
     struct Closed {
-        /// False when the channel was never active, so it was never counted as open.
+        /// False when the channel was never active (or this is not the first inactive), so it is
+        /// not counted as open.
         var wasCounted: Bool
         /// The requests still in flight: each is cancelled and counted as such.
         var cancelled: Dictionary<UInt64, InFlightRequest>.Values
@@ -111,7 +112,7 @@ struct ConnectionStateMachine {
 
     /// The channel went inactive: everything in flight is dropped (its calls cancelled by the handler).
     mutating func channelInactive() -> Closed {
-        let wasCounted = phase != .inactive
+        let wasCounted = phase != .inactive && phase != .closed
         phase = .closed
         let cancelled = inFlight
         inFlight = [:]

@@ -264,6 +264,8 @@ struct ConnectionStateMachineTests {
         _ = try #require(run(&machine, id: 3))
         let closed = machine.channelInactive()
         #expect(closed.wasCounted && closed.cancelled.count == 2)
+        let again = machine.channelInactive()
+        #expect(!again.wasCounted && again.cancelled.isEmpty)
         let observed40 = machine.callFinished(slot: slot) == nil
         #expect(observed40)
         guard case .ignore = machine.frameReceived(RequestFrame(id: 4, call: Self.call)) else { Issue.record("not ignored"); return }
