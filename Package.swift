@@ -88,6 +88,7 @@ let package = Package(
                 "StepRunCore",
                 "StepRunPostgres",
                 "StepRunServer",
+                "StepRunWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -128,6 +129,18 @@ let package = Package(
             ]
         ),
 
+        // MARK: Test support (used only by the test targets)
+        .target(
+            name: "StepRunTesting",
+            dependencies: [
+                "StepRunCore", "StepRunWire", "StepRunServer", "StepRunPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "StepRunCoreTests",
@@ -135,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StepRunPostgresTests",
-            dependencies: ["StepRunPostgres", "StepRunCore"]
+            dependencies: ["StepRunPostgres", "StepRunCore", "StepRunTesting"]
         ),
         .testTarget(
             name: "StepRunWireTests",
@@ -144,7 +157,7 @@ let package = Package(
         .testTarget(
             name: "StepRunEndToEndTests",
             dependencies: [
-                "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire",
+                "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire", "StepRunTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -153,12 +166,21 @@ let package = Package(
         ),
         .testTarget(
             name: "StepRunDaemonTests",
-            dependencies: ["steprund", "StepRunClient", "StepRunCore"]
+            dependencies: ["steprund", "StepRunClient", "StepRunCore", "StepRunTesting"]
+        ),
+        // The server's connection handling, without a database: the state machine alone, and the
+        // real server on real sockets over a scripted store.
+        .testTarget(
+            name: "StepRunServerTests",
+            dependencies: [
+                "StepRunServer", "StepRunCore", "StepRunWire", "StepRunTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "StepRunCtlTests",
             dependencies: [
-                "steprunctl", "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire",
+                "steprunctl", "StepRunClient", "StepRunServer", "StepRunPostgres", "StepRunCore", "StepRunWire", "StepRunTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]

@@ -1,7 +1,7 @@
 import NIOCore
 import StepRunCore
 
-/// A request a connection is working on (`ConnectionHandler.inFlight`): what it is, when it is due,
+/// A request a connection is working on (`ConnectionStateMachine`): what it is, when it is due,
 /// and how it was answered. Event-loop confined, like its handler.
 struct InFlightRequest {
     var id: UInt64
@@ -18,11 +18,4 @@ struct InFlightRequest {
     var cancel: StoreCallHandle?
     /// Set once the client has been answered (by the result or by the deadline).
     var answered = false
-}
-
-extension StepRunError {
-    /// The answer to a frame (well-formed or not) reusing the id of a request still in flight.
-    static func duplicateRequestID(_ id: UInt64) -> StepRunError {
-        .invalidArgument(field: "id", message: "request id \(id) is already in flight on this connection; this request was not run")
-    }
 }

@@ -85,12 +85,7 @@ public final class StepRunServer: Service, Sendable {
             listeners = try await bind()
         } catch {
             let failure = (error as? StepRunError) ?? .unavailable("cannot listen: \(error)")
-            let waiters = state.withLock { state in
-                state.failure = failure
-                defer { state.listeningWaiters = [] }
-                return state.listeningWaiters
-            }
-            waiters.forEach { $0.resume(throwing: failure) }
+            settleListening(.failure(failure))
             throw failure
         }
 
@@ -172,13 +167,21 @@ public final class StepRunServer: Service, Sendable {
             releaseSocketLock()
             throw error
         }
+        settleListening(.success(bound))
+        return listeners
+    }
+
+    /// Records how binding ended and answers everyone waiting in `listening()`.
+    private func settleListening(_ outcome: Result<BoundAddresses, StepRunError>) {
         let waiters = state.withLock { state in
-            state.bound = bound
+            switch outcome {
+            case .success(let bound): state.bound = bound
+            case .failure(let failure): state.failure = failure
+            }
             defer { state.listeningWaiters = [] }
             return state.listeningWaiters
         }
-        waiters.forEach { $0.resume(returning: bound) }
-        return listeners
+        waiters.forEach { $0.resume(with: outcome.mapError { $0 as any Error }) }
     }
 
     private func releaseSocketLock() {

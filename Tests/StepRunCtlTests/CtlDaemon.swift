@@ -4,6 +4,7 @@ import NIOSSL
 import StepRunCore
 import StepRunPostgres
 import StepRunServer
+import StepRunTesting
 import StepRunWire
 
 /// An in-process steprund (real server, real repository, real Postgres) for steprunctl to talk to.
@@ -23,19 +24,8 @@ struct CtlDaemon: Sendable {
         return logger
     }()
 
-    static func databaseURL() throws -> String {
-        guard let url = ProcessInfo.processInfo.environment["STEPRUN_TEST_DATABASE_URL"], !url.isEmpty else {
-            throw StepRunError.failedPrecondition(
-                "STEPRUN_TEST_DATABASE_URL is not set: run `make test`, or point it at a database you can write to")
-        }
-        return url
-    }
-
     private static let repository = Task<StepRunRepository, any Error> {
-        let pool = PostgresPool(
-            configuration: PostgresConfiguration(connectionString: try databaseURL(), poolSize: 4), logger: logger)
-        try await SchemaMigrator.migrate(pool: pool, logger: logger)
-        return StepRunRepository(pool: pool)
+        try await TestDatabase.makeRepository(PostgresConfiguration(connectionString: try TestDatabase.url, poolSize: 4), logger: logger)
     }
 
     private static let started = Task<CtlDaemon, any Error> {
@@ -59,12 +49,12 @@ struct CtlDaemon: Sendable {
     }
 
     private static let startedWithTLS = Task<CtlDaemon, any Error> {
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
         return try await start(repository: try await repository.value, databaseReachable: true, tls: try certificates.serverTLS())
     }
 
     private static let startedWithNamedTLS = Task<CtlDaemon, any Error> {
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
         return try await start(repository: try await repository.value, databaseReachable: true, tls: try certificates.serverTLS(named: true))
     }
 
@@ -78,8 +68,8 @@ struct CtlDaemon: Sendable {
         try await startedWithoutDatabase.value
     }
 
-    /// A daemon serving TCP over TLS that requires a client certificate signed by `CtlCertificates`' CA.
-    /// With `named`, its certificate names only `CtlCertificates.serverName`, not 127.0.0.1.
+    /// A daemon serving TCP over TLS that requires a client certificate signed by `TestCertificates`' CA.
+    /// With `named`, its certificate names only `TestCertificates.serverName`, not 127.0.0.1.
     static func withTLS(named: Bool = false) async throws -> CtlDaemon {
         try await (named ? startedWithNamedTLS : startedWithTLS).value
     }
@@ -96,13 +86,8 @@ struct CtlDaemon: Sendable {
         try Data("\(token)\n".utf8).write(to: URL(fileURLWithPath: tokenFile))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokenFile)
 
-        var configuration = ServerConfiguration(
-            unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token, maxFrameBytes: maxFrameBytes,
-            storeLimits: StoreLimits(maxPayloadBytes: min(1 << 20, StoreLimits.maxPayloadBytes(fittingFrame: maxFrameBytes))))
-        configuration.tls = tls
-        let server = StepRunServer(
-            configuration: configuration,
-            store: repository,
+        let started = try await TestServer.start(
+            store: repository, unixPath: unixPath, token: token,
             health: { deadline in
                 guard databaseReachable else {
                     return .init(serving: false, databaseLatencyMicros: -1, message: "UNAVAILABLE: database is down (simulated)")
@@ -115,12 +100,13 @@ struct CtlDaemon: Sendable {
                     return .init(serving: false, databaseLatencyMicros: -1, message: "\(error)")
                 }
             },
-            logger: logger)
-        Task { try await server.run() }
-        let bound = try await server.listening()
-        return CtlDaemon(
-            repository: repository, unixPath: bound.unixSocketPath ?? unixPath, tcpPort: bound.tcpPort ?? 0,
-            token: token, tokenFile: tokenFile)
+            logger: logger
+        ) { configuration in
+            configuration.maxFrameBytes = maxFrameBytes
+            configuration.storeLimits = StoreLimits(maxPayloadBytes: min(1 << 20, StoreLimits.maxPayloadBytes(fittingFrame: maxFrameBytes)))
+            configuration.tls = tls
+        }
+        return CtlDaemon(repository: repository, unixPath: started.unixPath, tcpPort: started.tcpPort, token: token, tokenFile: tokenFile)
     }
 
     /// The flag that points steprunctl at this daemon's Unix socket.

@@ -21,18 +21,11 @@ struct SilentSocket {
         descriptor = socket(AF_UNIX, SOCK_STREAM, 0)
         #endif
         guard descriptor >= 0 else { throw StepRunError.internal("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8CString)
-        guard bytes.count <= MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let address = UnixSocketAddress(path: path) else {
+            closeDescriptor(descriptor)
             throw StepRunError.internal("socket path too long: \(path)")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { sunPath in
-            bytes.withUnsafeBytes { sunPath.copyMemory(from: $0) }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = address.withSockaddr { bind(descriptor, $0, $1) }
         guard bound == 0, listen(descriptor, 16) == 0 else {
             let reason = String(cString: strerror(errno))
             closeDescriptor(descriptor)

@@ -1,17 +1,18 @@
 import Foundation
 import StepRunCore
+import StepRunTesting
 import Testing
 
 /// steprunctl against a daemon that serves TCP over TLS and requires client certificates.
 @Suite("Reaching a TLS daemon")
 struct TLSTests {
-    static func tlsFlags(_ certificates: CtlCertificates) -> [String] {
+    static func tlsFlags(_ certificates: TestCertificates) -> [String] {
         ["--tls-ca", certificates.ca, "--tls-cert", certificates.clientCertificate, "--tls-key", certificates.clientKey]
     }
 
     @Test func theCAAndAClientCertificateReachATLSDaemon() async throws {
         let daemon = try await CtlDaemon.withTLS()
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
         let runID = UUID.v7()
         try await daemon.completedStep(runID: runID, step: "charge", output: ["receipt": "r-1"])
 
@@ -23,7 +24,7 @@ struct TLSTests {
 
     @Test func theTLSFilesComeFromTheEnvironment() async throws {
         let daemon = try await CtlDaemon.withTLS()
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
 
         let result = try await Steprunctl.run(
             ["health", "--json"],
@@ -40,10 +41,10 @@ struct TLSTests {
     @Test func theServerNameIsWhatTheDaemonsCertificateIsCheckedAgainst() async throws {
         // The daemon's certificate names only steprund.test, so reaching it at 127.0.0.1 needs the name.
         let daemon = try await CtlDaemon.withTLS(named: true)
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
         let flags = daemon.tcpFlags + Self.tlsFlags(certificates)
 
-        let named = try await Steprunctl.run(["health", "--json", "--tls-server-name", CtlCertificates.serverName] + flags)
+        let named = try await Steprunctl.run(["health", "--json", "--tls-server-name", TestCertificates.serverName] + flags)
         let unnamed = try await Steprunctl.run(["health", "--json"] + flags)
         let wrong = try await Steprunctl.run(["health", "--json", "--tls-server-name", "db.example.com"] + flags)
 
@@ -54,7 +55,7 @@ struct TLSTests {
 
     @Test func aClientCertificateFromAnotherCAIsRefused() async throws {
         let daemon = try await CtlDaemon.withTLS()
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
 
         let result = try await Steprunctl.run(
             ["health", "--json"] + daemon.tcpFlags
@@ -75,7 +76,7 @@ struct TLSTests {
 
     @Test func aClientCertificateWithoutItsKeyIsAUsageError() async throws {
         let daemon = try await CtlDaemon.withTLS()
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
 
         let result = try await Steprunctl.run(["health"] + daemon.tcpFlags + ["--tls-cert", certificates.clientCertificate])
 
@@ -85,7 +86,7 @@ struct TLSTests {
 
     @Test func tlsFlagsWithTheUnixSocketAreAUsageError() async throws {
         let daemon = try await CtlDaemon.withTLS()
-        let certificates = try await CtlCertificates.shared.value
+        let certificates = try await TestCertificates.shared.value
 
         let result = try await Steprunctl.run(["health"] + daemon.unixFlags + ["--tls-ca", certificates.ca])
 

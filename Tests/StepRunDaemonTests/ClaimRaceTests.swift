@@ -2,6 +2,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import Testing
+import StepRunTesting
 
 /// Two steprund processes on one database, their clients racing begin_step on rows that already
 /// exist (SPEC.md, begin_step): exactly one claim across both daemons, and every skip carries the
@@ -22,33 +23,18 @@ struct ClaimRaceTests {
         let clients = (0..<64).map { index in
             StepRunClient(target: .unix(path: sockets[index % 2]), configuration: .init(connectTimeout: .seconds(30)))
         }
-        var problems: [String] = []
-        var rounds = 0
-        // The stale skip showed in a few percent of the answers: several rounds, bounded in time.
-        let end = ContinuousClock.now.advanced(by: .seconds(30))
-        while rounds < 16 && (rounds < 4 || ContinuousClock.now < end) {
-            rounds += 1
-            let runID = UUID()
-            if rounds % 2 == 0 {
+        // Even rounds race on a pending row, odd ones on a failed row.
+        let outcome = try await BeginRace.run(minimumRounds: 4, maximumRounds: 16, within: .seconds(30), contenders: clients.count) { round, runID in
+            if round % 2 == 0 {
                 _ = try await clients[0].scheduleStep(runID: runID, step: "race", input: ["from": "schedule"])
             } else {
                 let (first, _) = try await clients[1].beginStep(runID: runID, step: "race")
                 try await clients[1].failStep(stepRunID: first.id, error: ["e": 1])
             }
-            let results = try await withThrowingTaskGroup(of: (StepRun, BeginDecision).self) { group in
-                for (index, client) in clients.enumerated() {
-                    group.addTask { try await client.beginStep(runID: runID, step: "race", input: ["c": .int(Int64(index))]) }
-                }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            let executes = results.filter { $0.1 == .execute }.count
-            if executes != 1 { problems.append("round \(rounds): \(executes) executes") }
-            if Set(results.map(\.0.id)).count != 1 { problems.append("round \(rounds): several ids") }
-            for (stepRun, decision) in results where decision == .skip && stepRun.status != .running && stepRun.status != .completed {
-                problems.append("round \(rounds): a skip carried \(stepRun.status)")
-            }
+        } begin: { index, runID in
+            try await clients[index].beginStep(runID: runID, step: "race", input: ["c": .int(Int64(index))])
         }
-        #expect(problems.isEmpty, "\(problems.count) problems in \(rounds) rounds: \(problems.prefix(8))")
+        #expect(outcome.problems.isEmpty, "\(outcome.problems.count) problems in \(outcome.rounds) rounds: \(outcome.problems.prefix(8))")
         for client in clients { await client.close() }
         for daemon in daemons { await daemon.terminate() }
     }

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import StepRunCore
 import Synchronization
+import StepRunTesting
 
 /// The built `steprund` (and friends) run as real child processes.
 enum Binaries {
@@ -123,23 +124,10 @@ func shell(_ command: String) async -> (status: Int32, output: String) {
     return ((status >> 8) & 0xFF, (try? String(contentsOfFile: file, encoding: .utf8)) ?? "")
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
-    let end = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < end {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return false
-}
-
 func testDatabaseURL() throws -> String {
-    guard let url = ProcessInfo.processInfo.environment["STEPRUN_TEST_DATABASE_URL"], !url.isEmpty else {
-        throw StepRunError.failedPrecondition("STEPRUN_TEST_DATABASE_URL is not set: run `make test`")
-    }
-    return url
+    try TestDatabase.url
 }
 
 func temporaryPath(_ name: String) -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))").path
+    TestDatabase.temporaryPath(name)
 }

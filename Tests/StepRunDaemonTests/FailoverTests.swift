@@ -5,6 +5,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import Testing
+import StepRunTesting
 
 /// A primary and a synchronous streaming standby of its own (`scripts/pgtmp`, `pg_basebackup -R`).
 private struct ReplicatedPair {

@@ -5,6 +5,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import Testing
+import StepRunTesting
 
 /// Short by default; `STEPRUN_RESILIENCE_FULL=1` (make test-resilience) runs the heavier versions.
 let fullResilience = ProcessInfo.processInfo.environment["STEPRUN_RESILIENCE_FULL"] == "1"
@@ -223,15 +224,7 @@ struct FaultTests {
 /// A blocking Unix-socket connect (fast on a local listener).
 func connectUnix(_ path: String) -> Int32? {
     let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-        for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-        buffer[path.utf8.count] = 0
-    }
-    let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
+    let result = UnixSocketAddress(path: path)?.withSockaddr { connect(descriptor, $0, $1) } ?? -1
     guard result == 0 else {
         close(descriptor)
         return nil

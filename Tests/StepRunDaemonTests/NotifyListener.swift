@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import StepRunCore
+import StepRunTesting
 
 /// Plays systemd's side of sd_notify: a datagram socket that collects what the daemon reports.
 final class NotifyListener: @unchecked Sendable {
@@ -12,15 +14,7 @@ final class NotifyListener: @unchecked Sendable {
     init() {
         path = temporaryPath("notify") + ".sock"
         descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-            buffer[path.utf8.count] = 0
-        }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        _ = UnixSocketAddress(path: path)?.withSockaddr { bind(descriptor, $0, $1) }
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
@@ -60,16 +54,8 @@ final class NotifyListener: @unchecked Sendable {
 func unixSocketAccepts(_ path: String) -> Bool {
     let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-    withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-        for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-        buffer[path.utf8.count] = 0
-    }
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    } == 0
+    guard let address = UnixSocketAddress(path: path) else { return false }
+    return address.withSockaddr { connect(descriptor, $0, $1) } == 0
 }
 
 /// A plain HTTP/1.0 GET on 127.0.0.1 (blocking, on its own thread); nil if nothing answers.

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import StepRunClient
 import Testing
+import StepRunTesting
 
 /// How steprund stops: every stop signal is a graceful shutdown, and one that arrives during
 /// start-up ends start-up cleanly instead of killing the process (which left the embedded Postgres

@@ -2,6 +2,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import Testing
+import StepRunTesting
 
 @Suite("Running under systemd")
 struct SystemdTests {

@@ -2,6 +2,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import Testing
+import StepRunTesting
 
 /// psql holding `LOCK TABLE … IN ACCESS EXCLUSIVE MODE` in an open transaction until `release`.
 private final class PsqlTableLock: @unchecked Sendable {

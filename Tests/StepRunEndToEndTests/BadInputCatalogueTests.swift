@@ -4,6 +4,7 @@ import StepRunClient
 import StepRunCore
 import StepRunWire
 import Testing
+import StepRunTesting
 
 /// Every kind of bad input a daemon must survive, one row each: what is sent, what comes back, and
 /// whether the connection is still usable. Stored data is checked unchanged afterwards.

@@ -3,6 +3,7 @@ import StepRunClient
 import StepRunCore
 import StepRunWire
 import Testing
+import StepRunTesting
 
 @Suite("StepRunClient behaviour")
 struct ClientTests {

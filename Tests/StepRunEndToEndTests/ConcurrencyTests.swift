@@ -2,6 +2,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import Testing
+import StepRunTesting
 
 @Suite("The SPEC's concurrency rules through the daemon")
 struct ConcurrencyTests {
@@ -26,28 +27,17 @@ struct ConcurrencyTests {
     func raceOnExistingRow(_ existing: String) async throws {
         let daemon = try await TestDaemon.shared()
         let clients = (0..<64).map { _ in daemon.client(.unix) }
-        // The stale skip showed in a few percent of the answers: several rounds, bounded in time.
-        var problems: [String] = []
-        var rounds = 0
-        let end = ContinuousClock.now.advanced(by: .seconds(20))
-        while rounds < 10 && (rounds < 3 || ContinuousClock.now < end) {
-            rounds += 1
-            let runID = UUID()
+        let outcome = try await BeginRace.run(minimumRounds: 3, maximumRounds: 10, within: .seconds(20), contenders: clients.count) { _, runID in
             if existing == "pending" {
                 _ = try await clients[0].scheduleStep(runID: runID, step: "race", input: ["from": "schedule"])
             } else {
                 let (first, _) = try await clients[0].beginStep(runID: runID, step: "race")
                 try await clients[0].failStep(stepRunID: first.id, error: ["e": 1])
             }
-            let results = try await withThrowingTaskGroup(of: (StepRun, BeginDecision).self) { group in
-                for (index, client) in clients.enumerated() {
-                    group.addTask { try await client.beginStep(runID: runID, step: "race", input: ["c": .int(Int64(index))]) }
-                }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            problems += claimRaceProblems(results, round: rounds)
+        } begin: { index, runID in
+            try await clients[index].beginStep(runID: runID, step: "race", input: ["c": .int(Int64(index))])
         }
-        #expect(problems.isEmpty, "\(problems.count) problems in \(rounds) rounds: \(problems.prefix(8))")
+        #expect(outcome.problems.isEmpty, "\(outcome.problems.count) problems in \(outcome.rounds) rounds: \(outcome.problems.prefix(8))")
         for client in clients { await client.close() }
     }
 
@@ -83,17 +73,4 @@ struct ConcurrencyTests {
         }
         #expect(numbers.sorted() == Array(1...32))
     }
-}
-
-/// What is wrong with the answers of one begin_step race (SPEC.md, begin_step): exactly one
-/// execute, one id, and no skip carrying a status other than running or completed.
-func claimRaceProblems(_ results: [(StepRun, BeginDecision)], round: Int) -> [String] {
-    var problems: [String] = []
-    let executes = results.filter { $0.1 == .execute }.count
-    if executes != 1 { problems.append("round \(round): \(executes) executes") }
-    if Set(results.map(\.0.id)).count != 1 { problems.append("round \(round): several ids") }
-    for (stepRun, decision) in results where decision == .skip && stepRun.status != .running && stepRun.status != .completed {
-        problems.append("round \(round): a skip carried \(stepRun.status)")
-    }
-    return problems
 }

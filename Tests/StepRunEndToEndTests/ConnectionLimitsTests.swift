@@ -4,6 +4,7 @@ import StepRunClient
 import StepRunCore
 import StepRunWire
 import Testing
+import StepRunTesting
 
 @Suite("Per-connection limits and timeouts")
 struct ConnectionLimitsTests {

@@ -9,20 +9,14 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
+import StepRunTesting
 
 /// Binds a Unix socket and closes it without unlinking, as a crashed process would.
 func leaveStaleSocket(at path: String) throws {
     let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-        for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-        buffer[path.utf8.count] = 0
-    }
-    let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
+    guard let address = UnixSocketAddress(path: path) else { throw StepRunError.internal("path too long") }
+    let result = address.withSockaddr { bind(descriptor, $0, $1) }
     guard result == 0 else { throw StepRunError.internal("bind failed") }
 }
 

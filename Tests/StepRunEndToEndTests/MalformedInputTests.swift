@@ -4,6 +4,7 @@ import StepRunClient
 import StepRunCore
 import StepRunWire
 import Testing
+import StepRunTesting
 
 @Suite("Malformed input gets a clear error and the daemon keeps serving")
 struct MalformedInputTests {

@@ -2,6 +2,7 @@ import Foundation
 import StepRunClient
 import StepRunCore
 import Testing
+import StepRunTesting
 
 @Suite("Every operation through the client")
 struct OperationsTests {

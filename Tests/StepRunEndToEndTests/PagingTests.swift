@@ -4,6 +4,7 @@ import StepRunCore
 @testable import StepRunPostgres
 import StepRunWire
 import Testing
+import StepRunTesting
 
 /// Reading large runs (SPEC.md): every list returns every element through the daemon, however
 /// many responses it takes. The daemon under test has its limits set here: 256 KiB frames and the

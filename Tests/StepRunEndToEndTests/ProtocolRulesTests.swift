@@ -4,6 +4,7 @@ import StepRunClient
 import StepRunCore
 import StepRunWire
 import Testing
+import StepRunTesting
 
 /// The framing rules of docs/PROTOCOL.md §3–§8 that a client written from the document alone relies
 /// on, each through a real daemon over a raw connection.

@@ -5,6 +5,7 @@ import StepRunPostgres
 import StepRunServer
 import StepRunWire
 import Testing
+import StepRunTesting
 
 /// Every row the daemon accepts can be read back in one response, and no write is committed and
 /// then answered with an error for its size (SPEC.md, Entities; issue 20).

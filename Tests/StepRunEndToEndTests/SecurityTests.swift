@@ -7,57 +7,7 @@ import StepRunClient
 import StepRunCore
 import StepRunServer
 import Testing
-
-/// A throwaway CA with a server certificate for 127.0.0.1 and a client certificate, made with openssl.
-struct TestCertificates: Sendable {
-    let directory: String
-    var ca: String { directory + "/ca.pem" }
-    var serverCertificate: String { directory + "/server.pem" }
-    var serverKey: String { directory + "/server.key" }
-    var clientCertificate: String { directory + "/client.pem" }
-    var clientKey: String { directory + "/client.key" }
-
-    static let shared = Task<TestCertificates, any Error> {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steprun-tls-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-        let script = """
-            set -e; cd '\(directory)'
-            openssl req -x509 \(key) -keyout ca.key -out ca.pem -days 2 -subj /CN=steprun-test-ca
-            for name in server client; do
-              openssl req \(key) -keyout $name.key -out $name.csr -subj /CN=$name
-              printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > $name.ext
-              openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $name.pem -days 2 -extfile $name.ext
-            done
-            """
-        let status: Int32 = await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: system("(\(script)) > '\(directory)/openssl.log' 2>&1")) }.start()
-        }
-        guard status == 0 else { throw StepRunError.internal("openssl failed; see \(directory)/openssl.log") }
-        return TestCertificates(directory: directory)
-    }
-
-    func serverTLS(requireClientCertificate: Bool) throws -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(serverCertificate).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: serverKey, format: .pem)))
-        if requireClientCertificate {
-            configuration.certificateVerification = .noHostnameVerification
-            configuration.trustRoots = .file(ca)
-        }
-        return configuration
-    }
-
-    func clientTLS(withCertificate: Bool) throws -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .file(ca)
-        if withCertificate {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(clientCertificate).map { .certificate($0) }
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: clientKey, format: .pem))
-        }
-        return configuration
-    }
-}
+import StepRunTesting
 
 @Suite("Transport security")
 struct SecurityTests {

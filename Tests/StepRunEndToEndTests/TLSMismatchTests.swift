@@ -7,6 +7,7 @@ import StepRunServer
 import StepRunWire
 import Synchronization
 import Testing
+import StepRunTesting
 
 /// The log lines a daemon wrote, for tests of what it tells its operator.
 final class CapturedLog: Sendable {

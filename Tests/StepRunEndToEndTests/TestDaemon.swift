@@ -6,6 +6,7 @@ import StepRunClient
 import StepRunCore
 import StepRunPostgres
 import StepRunServer
+import StepRunTesting
 import StepRunWire
 
 /// One in-process steprund (real server, real repository, real Postgres) shared by the suite.
@@ -22,20 +23,11 @@ struct TestDaemon: Sendable {
         return logger
     }()
 
-    static func databaseURL() throws -> String {
-        guard let url = ProcessInfo.processInfo.environment["STEPRUN_TEST_DATABASE_URL"], !url.isEmpty else {
-            throw StepRunError.failedPrecondition(
-                "STEPRUN_TEST_DATABASE_URL is not set: run `make test`, or point it at a database you can write to")
-        }
-        return url
-    }
-
     private static let started = Task<TestDaemon, any Error> {
-        let pool = PostgresPool(
-            configuration: PostgresConfiguration(connectionString: try databaseURL(), poolSize: 8), logger: logger)
-        try await SchemaMigrator.migrate(pool: pool, logger: logger)
         // The response budget the daemon's own settings give its repository (Steprund).
-        let repository = StepRunRepository(pool: pool, limits: StoreLimits(maxResponseBytes: WireProtocol.defaultMaxFrameBytes))
+        let repository = try await TestDatabase.makeRepository(
+            PostgresConfiguration(connectionString: try TestDatabase.url, poolSize: 8),
+            limits: StoreLimits(maxResponseBytes: WireProtocol.defaultMaxFrameBytes), logger: logger)
         return try await start(repository: repository)
     }
 
@@ -58,19 +50,12 @@ struct TestDaemon: Sendable {
         repository: StepRunRepository, store: (any StepRunStore)? = nil, logger: Logger = TestDaemon.logger,
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestDaemon {
-        let token = "test-token-\(UUID().uuidString)"
-        let unixPath = FileManager.default.temporaryDirectory.appendingPathComponent("steprund-\(UUID().uuidString.prefix(8)).sock").path
-        var configuration = ServerConfiguration(unixSocketPath: unixPath, tcp: ("127.0.0.1", 0), tcpToken: token)
-        configure(&configuration)
-        let server = StepRunServer(
-            configuration: configuration, store: store ?? repository,
+        let started = try await TestServer.start(
+            store: store ?? repository,
             health: { deadline in await .probing { try await repository.checkHealth(deadline: deadline) } },
-            logger: logger)
-        Task { try await server.run() }
-        let bound = try await server.listening()
+            logger: logger, configure: configure)
         return TestDaemon(
-            server: server, repository: repository, unixPath: bound.unixSocketPath ?? unixPath, tcpPort: bound.tcpPort ?? 0,
-            token: token)
+            server: started.server, repository: repository, unixPath: started.unixPath, tcpPort: started.tcpPort, token: started.token)
     }
 
     /// A client of this daemon. The whole suite runs at once in one process, on CI machines with two
@@ -95,14 +80,11 @@ enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
 import Testing
 
-/// Returns the `StepRunError` `body` throws, or nil.
-func storeError(_ body: () async throws -> Void) async -> StepRunError? {
-    do {
-        try await body()
-        return nil
-    } catch let error as StepRunError {
-        return error
-    } catch {
-        return .internal("not a StepRunError: \(error)")
+extension RawConnection {
+    static func connect(_ daemon: TestDaemon, _ transport: Transport) async throws -> RawConnection {
+        switch transport {
+        case .unix: try await connect(.unix(path: daemon.unixPath))
+        case .tcp: try await connect(.tcp(port: daemon.tcpPort))
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunWire
 import Testing
+import StepRunTesting
 
 /// A `transaction` whose operation fails its own validation (PROTOCOL.md §7): the error names the
 /// index of that operation and the field, and nothing of the transaction is applied — checked

@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Attempt history")
 struct AttemptTests {
@@ -29,7 +30,7 @@ struct AttemptTests {
         let store = try await TestDatabase.repository()
         let target = try await stepRun(store)
         try await store.recordAttempt(stepRunID: target.id, attemptNumber: 1, status: .failed, error: ["e": 1])
-        let error = await expectStoreError {
+        let error = await storeError {
             _ = try await store.recordAttempt(stepRunID: target.id, attemptNumber: 1, status: .completed)
         }
         #expect(error?.code == .alreadyExists)
@@ -57,7 +58,7 @@ struct AttemptTests {
         #expect(failed.status == .failed)
         #expect(try failed.error?.object == ["why": "timeout"])
 
-        let late = await expectStoreError { _ = try await store.completeAttempt(attemptID: attempt.id) }
+        let late = await storeError { _ = try await store.completeAttempt(attemptID: attempt.id) }
         #expect(late == .staleAttempt(status: .failed))
         #expect(late?.reason == "stale_attempt")
 
@@ -65,7 +66,7 @@ struct AttemptTests {
         let completed = try await store.completeAttempt(attemptID: second.id)
         #expect(completed.status == .completed)
         #expect(completed.error == nil)
-        let missing = await expectStoreError { _ = try await store.completeAttempt(attemptID: UUID()) }
+        let missing = await storeError { _ = try await store.completeAttempt(attemptID: UUID()) }
         #expect(missing?.code == .notFound)
     }
 

@@ -2,6 +2,7 @@ import Foundation
 @testable import StepRunPostgres
 import StepRunCore
 import Testing
+import StepRunTesting
 
 @Suite("Binary array parameters")
 struct BinaryArrayTests {

@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 /// begin_step racing itself on a row that already exists (SPEC.md, begin_step): the row every
 /// call returns is the row as it stands after the call, so a `skip` never carries the `pending`
@@ -41,13 +42,7 @@ struct ClaimRaceTests {
         let pool = PostgresPool(configuration: try path.configuration, logger: TestDatabase.logger)
         try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger)
         let store = StepRunRepository(pool: pool)
-        var problems: [String] = []
-        var rounds = 0
-        var skips = 0
-        let end = ContinuousClock.now.advanced(by: .seconds(20))
-        while rounds < 12 && (rounds < 3 || ContinuousClock.now < end) {
-            rounds += 1
-            let runID = UUID()
+        let outcome = try await BeginRace.run(minimumRounds: 3, maximumRounds: 12, within: .seconds(20), contenders: 64) { _, runID in
             switch existing {
             case .pending:
                 _ = try await store.scheduleStep(runID: runID, step: "race", input: ["from": "schedule"])
@@ -55,25 +50,12 @@ struct ClaimRaceTests {
                 let (first, _) = try await store.beginStep(runID: runID, step: "race")
                 try await store.failStep(stepRunID: first.id, error: ["e": 1])
             }
-            let results = try await withThrowingTaskGroup(of: (StepRun, BeginDecision).self) { group in
-                for delivery in 0..<64 {
-                    group.addTask {
-                        try await store.beginStep(runID: runID, step: "race", input: ["delivery": .int(Int64(delivery))])
-                    }
-                }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            let executes = results.filter { $0.1 == .execute }
-            if executes.count != 1 { problems.append("round \(rounds): \(executes.count) executes") }
-            if Set(results.map(\.0.id)).count != 1 { problems.append("round \(rounds): several ids") }
-            for (stepRun, decision) in results where decision == .skip {
-                skips += 1
-                if stepRun.status != .running && stepRun.status != .completed {
-                    problems.append("round \(rounds): a skip carried \(stepRun.status)")
-                }
-            }
+        } begin: { delivery, runID in
+            try await store.beginStep(runID: runID, step: "race", input: ["delivery": .int(Int64(delivery))])
         }
-        #expect(problems.isEmpty, "\(problems.count) problems in \(rounds) rounds (\(skips) skips): \(problems.prefix(8))")
+        #expect(
+            outcome.problems.isEmpty,
+            "\(outcome.problems.count) problems in \(outcome.rounds) rounds (\(outcome.skips) skips): \(outcome.problems.prefix(8))")
         await pool.shutdown()
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Claiming and scheduling")
 struct ClaimingTests {
@@ -112,7 +113,7 @@ struct ClaimingTests {
     func scheduleStepsIsAtomic() async throws {
         let store = try await TestDatabase.repository()
         let runID = UUID()
-        let error = await expectStoreError {
+        let error = await storeError {
             _ = try await store.scheduleSteps(runID: runID, steps: [ScheduledStep(step: "x"), ScheduledStep(step: "y"), ScheduledStep(step: "x")])
         }
         guard case .invalidArgument(let field, _) = error else {

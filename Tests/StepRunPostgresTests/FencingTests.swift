@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Finishing a running step")
 struct FencingTests {
@@ -41,7 +42,7 @@ struct FencingTests {
             { _ = try await store.persistApprovalResume(stepRunID: stepRun.id, okTarget: .complete, errorTarget: .step("e")) },
         ]
         for attempt in attempts {
-            let error = await expectStoreError(attempt)
+            let error = await storeError(attempt)
             #expect(error == .staleStepRun(status: .completed))
             #expect(error?.code == .failedPrecondition)
         }
@@ -129,7 +130,7 @@ struct FencingTests {
         let store = try await TestDatabase.repository()
         let runID = UUID()
         let (stepRun, _) = try await store.beginStep(runID: runID, step: "s", recovery: ["keep": "me"])
-        let early = await expectStoreError {
+        let early = await storeError {
             _ = try await store.recordFailureRecovery(stepRunID: stepRun.id, strategy: .undo, target: "s")
         }
         #expect(early == .staleStepRun(status: .running))
@@ -164,7 +165,7 @@ struct FencingTests {
             { _ = try await store.listAttempts(stepRunID: missing) },
         ]
         for call in calls {
-            let error = await expectStoreError(call)
+            let error = await storeError(call)
             #expect(error?.code == .notFound)
         }
     }

@@ -4,6 +4,7 @@ import StepRunCore
 @testable import StepRunPostgres
 import Synchronization
 import Testing
+import StepRunTesting
 
 @Suite("Group commit")
 struct GroupCommitTests {
@@ -36,9 +37,9 @@ struct GroupCommitTests {
     ) async throws -> T {
         let gate = DispatchSemaphore(value: 0)
         async let blocker: Void = pool.withConnection(deadline: nil) { _ throws(StepRunError) in gate.wait() }
-        #expect(await poll { pool.statistics.busy == 1 })
+        #expect(await eventually { pool.statistics.busy == 1 })
         async let result = body()
-        #expect(await poll { pool.statistics.waiting >= waiting })
+        #expect(await eventually { pool.statistics.waiting >= waiting })
         gate.signal()
         try await blocker
         return try await result
@@ -56,14 +57,6 @@ struct GroupCommitTests {
             }
             return await group.reduce(into: [String: Result<StoreResult, StepRunError>]()) { $0[$1.0] = $1.1 }
         }
-    }
-
-    private func poll(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<500 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
     }
 
     @Test("queued writes commit together and each gets the outcome it would get alone")

@@ -3,6 +3,7 @@ import Foundation
 import StepRunCore
 @testable import StepRunPostgres
 import Testing
+import StepRunTesting
 
 /// Reads, and small begin_step / complete_step calls, that find the pool quiet run on the caller's
 /// thread over an idle worker's connection (`PostgresConfiguration.inlineReadWait`,
@@ -43,16 +44,8 @@ struct InlineReadTests {
 
     /// `started` once the pool's only worker is idle, so the call runs inline if it may; throws its error.
     private func startedOnQuietPool(_ store: StepRunRepository, _ pool: PostgresPool, _ request: StoreRequest) async throws -> StoreResult {
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
         return try await started(store, request).get()
-    }
-
-    private func poll(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<500 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
     }
 
     /// Records step "a" of `runID`, then starts `read` inline while another session holds an
@@ -63,11 +56,11 @@ struct InlineReadTests {
     ) async throws -> (Task<Result<StoreResult, StepRunError>, Never>, PGConnection) {
         _ = try await store.beginStep(runID: runID, step: "a")
         _ = try await store.perform(read, deadline: nil)  // prepares its statement on the only connection
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
         let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
         try locker.simpleQuery("BEGIN; LOCK TABLE \(schema).step_runs IN ACCESS EXCLUSIVE MODE", context: "locking")
         let answer = Task { await started(store, read) }
-        #expect(await poll { pool.statistics.inlineReadHandovers == 1 })
+        #expect(await eventually { pool.statistics.inlineReadHandovers == 1 })
         return (answer, locker)
     }
 
@@ -168,8 +161,8 @@ struct InlineReadTests {
         #expect(completed.status == .completed && completed.output == ["total": 42])
         #expect(try await store.getStepRun(runID: runID, step: "a") == completed)
         // Completing it again is refused the same way on both paths.
-        let pooledError = await expectStoreError { _ = try await store.perform(complete, deadline: nil) }
-        let inlineError = await expectStoreError { _ = try await inline(complete) }
+        let pooledError = await storeError { _ = try await store.perform(complete, deadline: nil) }
+        let inlineError = await storeError { _ = try await inline(complete) }
         #expect(pooledError != nil && inlineError?.code == pooledError?.code && inlineError?.message == pooledError?.message)
         await pool.shutdown()
         try await drop(schema)
@@ -182,12 +175,12 @@ struct InlineReadTests {
         let (prepared, _) = try await store.beginStep(runID: runID, step: "prepared")
         try await store.completeStep(stepRunID: prepared.id, output: .empty)
         let (row, _) = try await store.beginStep(runID: runID, step: "a")
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
         // Another session holds the row's lock, so the completion waits in Postgres past the inline wait.
         let locker = try PGConnection(parameters: pool.configuration.connectionParameters)
         try locker.simpleQuery("BEGIN; SELECT 1 FROM \(schema).step_runs WHERE id = '\(row.id.uuidString)' FOR UPDATE", context: "locking")
         let answer = Task { await started(store, .completeStep(stepRunID: row.id, output: ["late": true])) }
-        #expect(await poll { pool.statistics.inlineWriteHandovers == 1 })
+        #expect(await eventually { pool.statistics.inlineWriteHandovers == 1 })
         try locker.simpleQuery("COMMIT", context: "unlocking")
         guard case .success(.stepRun(let completed)) = await answer.value else {
             Issue.record("the handed-off completion failed")
@@ -205,7 +198,7 @@ struct InlineReadTests {
         let runID = UUID()
         _ = try await store.beginStep(runID: runID, step: "a")
         for _ in 0..<20 {
-            #expect(await poll { pool.statistics.busy == 0 })
+            #expect(await eventually { pool.statistics.busy == 0 })
             #expect(try await started(store, .stepStatuses(runID: runID), mayBlock: false).get() == .statuses(["a": .running]))
         }
         #expect(pool.statistics.inlineReads == 0)
@@ -228,7 +221,7 @@ struct InlineReadTests {
         #expect(pool.statistics.busy == 1, "the worker finishes the read and stays busy meanwhile")
         // A call arriving meanwhile queues behind the unfinished read instead of using its connection.
         async let write = store.beginStep(runID: runID, step: "b")
-        #expect(await poll { pool.statistics.waiting == 1 })
+        #expect(await eventually { pool.statistics.waiting == 1 })
 
         try locker.simpleQuery("COMMIT", context: "unlocking")
         #expect(try await answer.value.get() == .statuses(["a": .running]))
@@ -269,7 +262,7 @@ struct InlineReadTests {
         let runID = UUID()
         _ = try await store.beginStep(runID: runID, step: "a")
         _ = try await store.perform(.stepStatuses(runID: runID), deadline: nil)
-        #expect(await poll { pool.statistics.busy == 0 })
+        #expect(await eventually { pool.statistics.busy == 0 })
 
         try await scratch.stop()
         try await scratch.start()

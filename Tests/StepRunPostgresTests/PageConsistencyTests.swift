@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 /// What a list read in pages shows of a run that changes between its pages (docs/STORE.md,
 /// "Reading large runs"), and how the keyset cursor follows each list's order.

@@ -1,5 +1,6 @@
 import StepRunCore
 @testable import StepRunPostgres
+import StepRunTesting
 import Testing
 
 /// The pool as a service (`PostgresPool.run`): its threads start when it runs, and it closes when
@@ -24,7 +25,7 @@ struct PoolServiceTests {
         service.cancel()  // as a graceful shutdown: the run shuts the pool down and returns
         try await service.value
         #expect(pool.statistics.connected == 0)
-        let error = await expectStoreError { try await pool.withConnection(deadline: nil) { _ in } }
+        let error = await storeError { try await pool.withConnection(deadline: nil) { _ in } }
         #expect(error?.code == .unavailable)
     }
 }

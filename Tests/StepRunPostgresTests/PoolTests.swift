@@ -3,6 +3,7 @@ import Foundation
 import StepRunCore
 @testable import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Connection pool and migrations against a real server")
 struct PoolTests {
@@ -31,7 +32,7 @@ struct PoolTests {
 
         try await scratch.stop()
         let started = ContinuousClock.now
-        let error = await expectStoreError { _ = try await store.beginStep(runID: runID, step: "during", timeout: .seconds(5)) }
+        let error = await storeError { _ = try await store.beginStep(runID: runID, step: "during", timeout: .seconds(5)) }
         #expect(error?.code == .unavailable)
         #expect(ContinuousClock.now - started < .seconds(5))
 
@@ -56,7 +57,7 @@ struct PoolTests {
     func unreachableDatabaseIsUnavailable() async throws {
         let pool = pool("postgresql://postgres@127.0.0.1:1/postgres")
         let store = StepRunRepository(pool: pool)
-        let error = await expectStoreError { _ = try await store.getStepRun(runID: UUID(), step: "s") }
+        let error = await storeError { _ = try await store.getStepRun(runID: UUID(), step: "s") }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("database unreachable") == true)
         await pool.shutdown()
@@ -67,24 +68,16 @@ struct PoolTests {
         try await pool.withConnection(deadline: .now.advanced(by: .seconds(60))) { _ throws(StepRunError) in gate.wait() }
     }
 
-    private func poll(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<1000 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
-    }
-
     @Test("a full wait queue refuses with RESOURCE_EXHAUSTED")
     func fullQueueIsResourceExhausted() async throws {
         let pool = pool(try TestDatabase.url, size: 1, queue: 2)
         let gate = DispatchSemaphore(value: 0)
         async let busy: Void = hold(pool, until: gate)
-        #expect(await poll { pool.statistics.busy == 1 })
+        #expect(await eventually { pool.statistics.busy == 1 })
         async let queued1: Void = sleep(pool, seconds: 0)
         async let queued2: Void = sleep(pool, seconds: 0)
-        #expect(await poll { pool.statistics.waiting == 2 })
-        let error = await expectStoreError { try await sleep(pool, seconds: 0) }
+        #expect(await eventually { pool.statistics.waiting == 2 })
+        let error = await storeError { try await sleep(pool, seconds: 0) }
         #expect(error?.code == .resourceExhausted)
         gate.signal()
         try await busy
@@ -98,9 +91,9 @@ struct PoolTests {
         let pool = pool(try TestDatabase.url, size: 1)
         let gate = DispatchSemaphore(value: 0)
         async let busy: Void = hold(pool, until: gate)
-        #expect(await poll { pool.statistics.busy == 1 })
+        #expect(await eventually { pool.statistics.busy == 1 })
         let started = ContinuousClock.now
-        let error = await expectStoreError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
+        let error = await storeError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
         let waited = ContinuousClock.now - started
         gate.signal()
         #expect(error?.code == .deadlineExceeded)
@@ -113,7 +106,7 @@ struct PoolTests {
     @Test("a statement over statement_timeout is DEADLINE_EXCEEDED and the connection stays usable")
     func statementTimeoutIsDeadlineExceeded() async throws {
         let pool = pool(try TestDatabase.url, size: 1, statementTimeout: .milliseconds(200))
-        let error = await expectStoreError { try await sleep(pool, seconds: 2) }
+        let error = await storeError { try await sleep(pool, seconds: 2) }
         #expect(error?.code == .deadlineExceeded)
         try await sleep(pool, seconds: 0)
         #expect(pool.statistics.connected == 1)
@@ -124,7 +117,7 @@ struct PoolTests {
     func shutdownFailsNewCalls() async throws {
         let pool = pool(try TestDatabase.url, size: 1)
         await pool.shutdown()
-        let error = await expectStoreError { try await sleep(pool, seconds: 0) }
+        let error = await storeError { try await sleep(pool, seconds: 0) }
         #expect(error?.code == .unavailable)
     }
 
@@ -220,7 +213,7 @@ struct PoolTests {
             "UPDATE \(schema).step_attempts SET error = '[]' WHERE id = '\(attempt.id.uuidString)'",
         ]
         for sql in refused {
-            let error = await expectStoreError {
+            let error = await storeError {
                 try await pool.withConnection(deadline: nil) { connection throws(StepRunError) in
                     _ = try connection.simpleQuery(sql, context: "breaking a rule")
                 }
@@ -290,7 +283,7 @@ struct PoolTests {
         let pool = PostgresPool(
             configuration: PostgresConfiguration(connectionString: try TestDatabase.url, schema: "Robert'); DROP", poolSize: 1),
             logger: TestDatabase.logger)
-        let error = await expectStoreError { try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger) }
+        let error = await storeError { try await SchemaMigrator.migrate(pool: pool, logger: TestDatabase.logger) }
         #expect(error?.code == .invalidArgument)
         await pool.shutdown()
     }

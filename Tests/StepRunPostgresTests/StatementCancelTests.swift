@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 @testable import StepRunPostgres
 import Testing
+import StepRunTesting
 
 /// A schema of its own, so that locking its table blocks nobody else's tests.
 private func isolatedStore(poolSize: Int) async throws -> (StepRunRepository, PostgresPool, schema: String) {
@@ -43,16 +44,6 @@ private final class TableLock: @unchecked Sendable {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-private func waitUntil(_ timeout: Duration, _ condition: () -> Bool) async -> Bool {
-    let end = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < end {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
-}
-
 @Suite("Cancelling statements whose callers stopped waiting")
 struct StatementCancelTests {
     @Test("with the table locked, calls with 1 s deadlines get DEADLINE_EXCEEDED, their statements are cancelled, the connections are free again while the lock is held, and nothing they sent is stored")
@@ -67,7 +58,7 @@ struct StatementCancelTests {
             for index in 0..<8 {
                 group.addTask {
                     let started = ContinuousClock.now
-                    let error = await expectStoreError {
+                    let error = await storeError {
                         _ = try await store.beginStep(runID: runID, step: "blocked-\(index)", timeout: .seconds(1))
                     }
                     return (error?.code, ContinuousClock.now - started, error?.message ?? "ok")
@@ -80,7 +71,7 @@ struct StatementCancelTests {
 
         // The lock is still held, yet the pool's connections are free: a call that needs no lock
         // runs at once.
-        #expect(await waitUntil(.seconds(10)) { pool.statistics.busy == 0 })
+        #expect(await eventually(timeout: .seconds(10)) { pool.statistics.busy == 0 })
         #expect(pool.statistics.cancelledStatements >= 1)
         let started = ContinuousClock.now
         try await pool.withConnection(deadline: .now.advanced(by: .seconds(10))) { connection throws(StepRunError) in
@@ -90,7 +81,7 @@ struct StatementCancelTests {
 
         // Health answers by its own deadline while the table is locked: not serving, and why.
         let healthStarted = ContinuousClock.now
-        let healthError = await expectStoreError { _ = try await store.checkHealth(deadline: .now.advanced(by: .seconds(4))) }
+        let healthError = await storeError { _ = try await store.checkHealth(deadline: .now.advanced(by: .seconds(4))) }
         // It plans to answer a second early; the rest is room for a loaded machine (2.47 s was seen
         // against a 2 s deadline with a 250 ms margin). Blocked by the lock, it would not answer at all.
         #expect(ContinuousClock.now - healthStarted < .seconds(6))
@@ -139,10 +130,10 @@ struct StatementCancelTests {
         let readOnlyPool = PostgresPool(
             configuration: PostgresConfiguration(connectionString: readOnlyURL, schema: schema, poolSize: 1), logger: TestDatabase.logger)
         let readOnlyStore = StepRunRepository(pool: readOnlyPool)
-        let write = await expectStoreError { _ = try await readOnlyStore.beginStep(runID: runID, step: "refused", timeout: .seconds(5)) }
+        let write = await storeError { _ = try await readOnlyStore.beginStep(runID: runID, step: "refused", timeout: .seconds(5)) }
         #expect(write?.code == .unavailable)
         #expect(write?.message.contains("read-only") == true, "\(String(describing: write))")
-        let health = await expectStoreError { _ = try await readOnlyStore.checkHealth(deadline: .now.advanced(by: .seconds(5))) }
+        let health = await storeError { _ = try await readOnlyStore.checkHealth(deadline: .now.advanced(by: .seconds(5))) }
         #expect(health?.code == .unavailable)
         #expect(health?.message.contains("read-only") == true, "\(String(describing: health))")
         #expect(try await store.stepStatuses(runID: runID).isEmpty)

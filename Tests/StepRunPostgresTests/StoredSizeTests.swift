@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 @testable import StepRunPostgres
 import Testing
+import StepRunTesting
 
 /// The validator's two promises about Postgres, checked against Postgres itself: what it accepts
 /// `jsonb` accepts (numbers within `numeric`'s range), and the size it predicts is the size of

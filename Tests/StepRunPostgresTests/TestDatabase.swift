@@ -2,37 +2,7 @@ import Foundation
 import Logging
 import StepRunCore
 import StepRunPostgres
-
-/// The database the suite runs against, from `STEPRUN_TEST_DATABASE_URL` (`make test` sets it).
-enum TestDatabase {
-    static var url: String {
-        get throws {
-            guard let url = ProcessInfo.processInfo.environment["STEPRUN_TEST_DATABASE_URL"], !url.isEmpty else {
-                throw StepRunError.failedPrecondition(
-                    "STEPRUN_TEST_DATABASE_URL is not set: run `make test`, or point it at a database you can write to")
-            }
-            return url
-        }
-    }
-
-    static let logger: Logger = {
-        var logger = Logger(label: "steprun.tests")
-        logger.logLevel = .warning
-        return logger
-    }()
-
-    private static let setup = Task<StepRunRepository, any Error> {
-        let configuration = PostgresConfiguration(connectionString: try url, schema: "steprun", poolSize: 16)
-        let pool = PostgresPool(configuration: configuration, logger: logger)
-        try await SchemaMigrator.migrate(pool: pool, logger: logger)
-        return StepRunRepository(pool: pool)
-    }
-
-    /// One migrated repository shared by every test; tests isolate themselves with fresh run ids.
-    static func repository() async throws -> StepRunRepository {
-        try await setup.value
-    }
-}
+import StepRunTesting
 
 /// A private Postgres cluster a test may stop and start, created with `scripts/pgtmp`.
 struct ScratchPostgres {
@@ -76,17 +46,5 @@ struct ScratchPostgres {
             throw StepRunError.internal("scripts/pgtmp \(arguments.joined(separator: " ")) failed (\(status)): \(text)")
         }
         return text
-    }
-}
-
-/// Asserts `body` throws a `StepRunError` and returns it.
-func expectStoreError(_ body: () async throws -> Void) async -> StepRunError? {
-    do {
-        try await body()
-        return nil
-    } catch let error as StepRunError {
-        return error
-    } catch {
-        return .internal("not a StepRunError: \(error)")
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Atomic groups and run maintenance")
 struct TransactionTests {
@@ -14,7 +15,7 @@ struct TransactionTests {
         let (open, _) = try await store.beginStep(runID: runID, step: "open")
         let attempt = try await store.beginAttempt(stepRunID: open.id)
 
-        let error = await expectStoreError {
+        let error = await storeError {
             _ = try await store.transaction([
                 .completeAttempt(attemptID: attempt.id),
                 .completeStep(stepRunID: open.id, output: ["n": 1]),
@@ -57,7 +58,7 @@ struct TransactionTests {
     @Test("a transaction refuses read operations and names the index")
     func transactionRefusesReads() async throws {
         let store = try await TestDatabase.repository()
-        let error = await expectStoreError {
+        let error = await storeError {
             _ = try await store.transaction([.scheduleStep(runID: UUID(), step: "a", input: .empty, recovery: nil), .completedSteps(runID: UUID())])
         }
         guard case .transactionFailed(1, .invalidArgument(let field, _)) = error else {

@@ -2,6 +2,7 @@ import Foundation
 import StepRunCore
 import StepRunPostgres
 import Testing
+import StepRunTesting
 
 @Suite("Bad input is refused before any SQL and changes nothing")
 struct ValidationTests {
@@ -56,7 +57,7 @@ struct ValidationTests {
         let runID = UUID()
         let (stepRun, _) = try await store.beginStep(runID: runID, step: "s", input: ["original": true])
         let before = try await store.stepStatuses(runID: runID)
-        let error = await expectStoreError { _ = try await store.perform(testCase.request(runID, stepRun.id), deadline: nil) }
+        let error = await storeError { _ = try await store.perform(testCase.request(runID, stepRun.id), deadline: nil) }
         guard case .invalidArgument(let field, let message) = error else {
             Issue.record("expected invalidArgument, got \(String(describing: error))")
             return

@@ -14,8 +14,8 @@ import StepRunWire
 /// would stall the in-process daemon, whose request tasks share the (two-thread, on this machine)
 /// cooperative pool — and so would a shared pool of two threads (NIO's), where one test's
 /// 10-second read could hold back another test's hello past that daemon's idle timeout.
-final class PosixSocket: Sendable {
-    let descriptor: Int32
+public final class PosixSocket: Sendable {
+    public let descriptor: Int32
 
     private init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -26,14 +26,11 @@ final class PosixSocket: Sendable {
     }
 
     /// Connects to a listening Unix socket; reads time out after `receiveTimeout`.
-    static func connect(unixPath path: String, receiveTimeout: Duration = .seconds(10)) throws -> PosixSocket {
+    public static func connect(unixPath path: String, receiveTimeout: Duration = .seconds(10)) throws -> PosixSocket {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw StepRunError.internal("socket() failed") }
         let connection = PosixSocket(descriptor: descriptor)
-        var address = try unixAddress(path)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let result = try unixAddress(path).withSockaddr { Glibc.connect(descriptor, $0, $1) }
         guard result == 0 else { throw StepRunError.unavailable("connect(\(path)) failed: errno \(errno)") }
         var timeout = timeval(tv_sec: Int(receiveTimeout.components.seconds), tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -41,31 +38,22 @@ final class PosixSocket: Sendable {
     }
 
     /// A Unix socket that accepts connections into its backlog and never reads or answers: a hung daemon.
-    static func silentListener(unixPath path: String) throws -> PosixSocket {
+    public static func silentListener(unixPath path: String) throws -> PosixSocket {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw StepRunError.internal("socket() failed") }
         let listener = PosixSocket(descriptor: descriptor)
-        var address = try unixAddress(path)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = try unixAddress(path).withSockaddr { bind(descriptor, $0, $1) }
         guard bound == 0, listen(descriptor, 64) == 0 else { throw StepRunError.internal("bind/listen(\(path)) failed: errno \(errno)") }
         return listener
     }
 
-    private static func unixAddress(_ path: String) throws -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { throw StepRunError.internal("path too long") }
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-            buffer[path.utf8.count] = 0
-        }
+    private static func unixAddress(_ path: String) throws -> UnixSocketAddress {
+        guard let address = UnixSocketAddress(path: path) else { throw StepRunError.internal("path too long") }
         return address
     }
 
     /// Writes every byte, waiting as needed.
-    func writeAll(_ bytes: [UInt8]) async throws {
+    public func writeAll(_ bytes: [UInt8]) async throws {
         try await onOwnThread { try self.blockingWriteAll(bytes) }
     }
 
@@ -79,7 +67,7 @@ final class PosixSocket: Sendable {
     }
 
     /// Writes what the socket takes right now without blocking; returns the number of bytes taken.
-    func writeWithoutBlocking(_ bytes: ArraySlice<UInt8>) -> Int {
+    public func writeWithoutBlocking(_ bytes: ArraySlice<UInt8>) -> Int {
         let written = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         return max(0, written)
     }
@@ -97,7 +85,7 @@ final class PosixSocket: Sendable {
     }
 
     /// Reads one response frame; nil on end of file or timeout.
-    func readResponse() async throws -> ResponseFrame? {
+    public func readResponse() async throws -> ResponseFrame? {
         let body: [UInt8]? = try await onOwnThread {
             guard let prefix = self.read(count: 4) else { return nil }
             return self.read(count: prefix.reduce(0) { $0 << 8 | Int($1) })
@@ -107,7 +95,7 @@ final class PosixSocket: Sendable {
     }
 
     /// True when the peer has closed the connection (anything it sent first is discarded).
-    func peerClosed() -> Bool {
+    public func peerClosed() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
@@ -117,7 +105,7 @@ final class PosixSocket: Sendable {
     }
 
     /// Sends a Hello and waits for the HelloReply.
-    func hello(token: String? = nil) async throws {
+    public func hello(token: String? = nil) async throws {
         var buffer = ByteBuffer()
         WireCodec.encodeRequest(RequestFrame(id: 1, call: .hello(Hello(clientName: "posix", token: token))), into: &buffer)
         try await writeAll(Array(buffer.readableBytesView))
@@ -130,15 +118,4 @@ private func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws 
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try body() }) }.start()
     }
-}
-
-/// Polls `condition` until it holds or `timeout` passes. Timeouts are generous: the whole test
-/// bundle shares two cores, and a passing condition returns at once anyway.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let end = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
 }

@@ -4,11 +4,17 @@ import StepRunCore
 import StepRunWire
 
 /// A bare socket to the daemon, for sending bytes no well-behaved client would.
-struct RawConnection {
+public struct RawConnection {
     private let channel: any Channel
     private var inbound: AsyncStream<ByteBuffer>.Iterator
 
-    static func connect(_ daemon: TestDaemon, _ transport: Transport) async throws -> RawConnection {
+    /// Where to connect.
+    public enum Target: Sendable {
+        case unix(path: String)
+        case tcp(port: Int)
+    }
+
+    public static func connect(_ target: Target) async throws -> RawConnection {
         let (frames, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -16,53 +22,53 @@ struct RawConnection {
                 try channel.pipeline.syncOperations.addHandler(FrameCollector(sink: sink))
             }
         }
-        let channel = switch transport {
-        case .unix: try await bootstrap.connect(unixDomainSocketPath: daemon.unixPath).get()
-        case .tcp: try await bootstrap.connect(host: "127.0.0.1", port: daemon.tcpPort).get()
+        let channel = switch target {
+        case .unix(let path): try await bootstrap.connect(unixDomainSocketPath: path).get()
+        case .tcp(let port): try await bootstrap.connect(host: "127.0.0.1", port: port).get()
         }
         return RawConnection(channel: channel, inbound: frames.makeAsyncIterator())
     }
 
     /// Writes raw bytes exactly as given.
-    func write(_ bytes: [UInt8]) async throws {
+    public func write(_ bytes: [UInt8]) async throws {
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
 
     /// Writes one frame: the 4-byte length then the body.
-    func writeFrame(_ body: [UInt8]) async throws {
+    public func writeFrame(_ body: [UInt8]) async throws {
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt32(body.count))
         buffer.writeBytes(body)
         try await channel.writeAndFlush(buffer)
     }
 
-    func send(_ frame: RequestFrame) async throws {
+    public func send(_ frame: RequestFrame) async throws {
         var buffer = ByteBuffer()
         WireCodec.encodeRequest(frame, into: &buffer)
         try await channel.writeAndFlush(buffer)
     }
 
     /// The next response, or nil when the daemon closed the connection.
-    mutating func receive() async throws -> ResponseFrame? {
+    public mutating func receive() async throws -> ResponseFrame? {
         guard let payload = await inbound.next() else { return nil }
         return try WireCodec.decodeResponse(payload)
     }
 
     /// The next response's body as sent (for checks of byte order the decoded form hides), or nil
     /// when the daemon closed the connection.
-    mutating func receiveBody() async -> [UInt8]? {
+    public mutating func receiveBody() async -> [UInt8]? {
         await inbound.next().map { Array($0.readableBytesView) }
     }
 
     /// Completes the handshake; the connection is then ready for requests.
-    mutating func hello(token: String?) async throws {
+    public mutating func hello(token: String?) async throws {
         try await send(RequestFrame(id: 1, call: .hello(Hello(clientName: "raw", token: token))))
         guard case .success(.hello)? = try await receive()?.outcome else {
             throw StepRunError.internal("handshake failed")
         }
     }
 
-    func close() async {
+    public func close() async {
         try? await channel.close()
     }
 }
@@ -91,8 +97,8 @@ private final class FrameCollector: ChannelInboundHandler, Sendable {
 }
 
 /// Just enough protobuf encoding to build malformed requests by hand.
-enum Proto {
-    static func varint(_ value: UInt64) -> [UInt8] {
+public enum Proto {
+    public static func varint(_ value: UInt64) -> [UInt8] {
         var value = value
         var bytes: [UInt8] = []
         while value >= 0x80 {
@@ -103,17 +109,17 @@ enum Proto {
         return bytes
     }
 
-    static func int(_ field: Int, _ value: UInt64) -> [UInt8] {
+    public static func int(_ field: Int, _ value: UInt64) -> [UInt8] {
         varint(UInt64(field << 3)) + varint(value)
     }
 
-    static func bytes(_ field: Int, _ value: [UInt8]) -> [UInt8] {
+    public static func bytes(_ field: Int, _ value: [UInt8]) -> [UInt8] {
         varint(UInt64(field << 3 | 2)) + varint(UInt64(value.count)) + value
     }
 
     /// The length-delimited fields numbered `field` at the top level of `message`, in wire order
     /// (skipping varints and fixed-size fields); nil if the bytes are not protobuf.
-    static func lengthDelimited(_ field: Int, in message: [UInt8]) -> [[UInt8]]? {
+    public static func lengthDelimited(_ field: Int, in message: [UInt8]) -> [[UInt8]]? {
         var found: [[UInt8]] = []
         var position = 0
         func varint() -> UInt64? {
@@ -145,7 +151,7 @@ enum Proto {
     }
 
     /// `Request { id, begin_step { run_id, step, input } }` with the given raw fields.
-    static func beginStep(id: UInt64, runID: [UInt8]?, step: [UInt8]?, input: [UInt8]?) -> [UInt8] {
+    public static func beginStep(id: UInt64, runID: [UInt8]?, step: [UInt8]?, input: [UInt8]?) -> [UInt8] {
         var body: [UInt8] = []
         if let runID { body += bytes(1, runID) }
         if let step { body += bytes(2, step) }
