@@ -15,8 +15,10 @@ final class PoolJob: Sendable, PoolWork {
     enum Work: Sendable {
         /// Arbitrary work on the connection (migrations, health, tests), and how to tell its caller it failed.
         case connection(run: @Sendable (PGConnection) -> Void, fail: @Sendable (StepRunError) -> Void)
-        /// A store request and its completion: `AloneCall`, or one call of a `GroupCommit`.
-        case store(StoreRequest, StepRunSQL, StoreCompletion)
+        /// A store request and its completion: `AloneCall`, or one call of a `GroupCommit`. Made
+        /// on the caller's thread (with what a group needs to know of it: its statement kind and
+        /// lock key), so none of that runs on the worker or under the pool's lock.
+        case store(GroupCommit.Call)
         /// An inline call handed over with its statement in flight (`InlineCall.Started`).
         case finishInline(InlineCall.Started)
         /// A group another thread sent on this worker's connection (`HeldGroupHandover`).
@@ -38,9 +40,9 @@ final class PoolJob: Sendable, PoolWork {
         self.deadline = deadline
         self.work = work
         switch work {
-        case .store(let request, _, _):
-            isBatchable = request.isTransactional || request.isReadOnly
-            smallSharedCalls = StoreOperations.isSmallStepWrite(request) ? 1 : 0
+        case .store(let call):
+            isBatchable = call.request.isTransactional || call.request.isReadOnly
+            smallSharedCalls = call.smallSharedCalls
         case .finishGroup(let group):
             isBatchable = false
             smallSharedCalls = group.smallSharedCalls
@@ -54,7 +56,7 @@ final class PoolJob: Sendable, PoolWork {
     func fail(_ error: StepRunError) {
         switch work {
         case .connection(_, let fail): fail(error)
-        case .store(_, _, let completion): completion(.failure(error))
+        case .store(let call): call.completion(.failure(error))
         case .finishInline(let started): started.completion(.failure(error))
         case .finishGroup(let group): group.fail(error)
         }
@@ -93,8 +95,8 @@ final class PoolJob: Sendable, PoolWork {
 
     /// As one call of a group (only batchable store calls are taken together).
     var groupCall: GroupCommit.Call {
-        guard case .store(let request, let sql, let completion) = work else { preconditionFailure("only store calls are grouped") }
-        return GroupCommit.Call(request: request, sql: sql, deadline: deadline, completion: completion)
+        guard case .store(let call) = work else { preconditionFailure("only store calls are grouped") }
+        return call
     }
 
     /// Runs the job by itself on a connection the worker owns, and answers its caller.
@@ -106,8 +108,8 @@ final class PoolJob: Sendable, PoolWork {
                 return
             }
             body(connection)
-        case .store(let request, let sql, let completion):
-            AloneCall(request: request, sql: sql, deadline: deadline, completion: completion).run(on: connection)
+        case .store(let call):
+            call.alone.run(on: connection)
         case .finishInline, .finishGroup:
             preconditionFailure("work already in flight is finished by finishInFlight")
         }

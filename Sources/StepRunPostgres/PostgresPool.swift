@@ -29,7 +29,12 @@ public final class PostgresPool: Sendable, Service {
     let slots: [ConnectionSlot]
     let counters = PoolCounters()
     private let exited = DispatchGroup()
+    /// True once the threads are started: the hot path's check, without taking `lifecycle`.
     private let started = Atomic<Bool>(false)
+    /// Starting the threads and shutting down exclude each other, so `shutdown` never returns
+    /// while threads are still being started, and a pool shut down before it ever ran starts none.
+    private let lifecycle = Mutex(Lifecycle.notStarted)
+    private enum Lifecycle { case notStarted, started, shutDown }
     private let nextJobID = Atomic<UInt64>(1)
     /// Cancels running work whose callers have all stopped waiting.
     let watch: StatementWatch
@@ -66,7 +71,17 @@ public final class PostgresPool: Sendable, Service {
 
     /// Starts the worker threads, once.
     func startWorkers() {
-        guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        guard !started.load(ordering: .acquiring) else { return }
+        lifecycle.withLock { lifecycle in
+            guard case .notStarted = lifecycle else { return }
+            lifecycle = .started
+            spawnWorkers()
+            started.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Every `exited.enter()` happens before the lifecycle lock is released (`startWorkers`).
+    private func spawnWorkers() {
         for index in 0..<configuration.poolSize {
             exited.enter()
             let thread = Thread { [self] in
@@ -146,7 +161,9 @@ public final class PostgresPool: Sendable, Service {
         if inline, let wait = inlineWait(for: request), runInline(request, sql: sql, deadline: deadline, wait: wait, completion: completion) {
             return 0  // answered or handed over to a worker: nothing left to cancel
         }
-        return submit(deadline: deadline) { deadline in PoolJob(deadline: deadline, work: .store(request, sql, completion)) }
+        return submit(deadline: deadline) { deadline in
+            PoolJob(deadline: deadline, work: .store(GroupCommit.Call(request: request, sql: sql, deadline: deadline, completion: completion)))
+        }
     }
 
     /// How long `request` may block its caller when it finds the pool quiet, or nil if it never runs
@@ -187,6 +204,9 @@ public final class PostgresPool: Sendable, Service {
 
     /// Fails waiting calls, lets running calls finish, closes every connection and joins the threads.
     public func shutdown() async {
+        lifecycle.withLock { lifecycle in
+            if case .notStarted = lifecycle { lifecycle = .shutDown }
+        }
         decide { $0.shutdown() }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             exited.notify(queue: .global()) { continuation.resume() }

@@ -272,6 +272,11 @@ struct ConnectionStateMachine {
             return hello(frame)
         case .draining:
             guard frame.id != 0 else { return .answer(ResponseFrame(id: 0, outcome: .failure(.reservedRequestID))) }
+            // A reused in-flight id is refused as a duplicate while draining too, so the refusal
+            // names the field `id` and cannot be taken for the earlier request's answer.
+            guard !isUnanswered(frame.id) else {
+                return .answer(ResponseFrame(id: frame.id, outcome: .failure(.duplicateRequestID(frame.id))))
+            }
             return .answer(ResponseFrame(
                 id: frame.id, outcome: .failure(.unavailable("the server is shutting down; retry on another connection"))))
         case .open(let protocolVersion):

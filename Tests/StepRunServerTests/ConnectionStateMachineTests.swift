@@ -168,7 +168,7 @@ struct ConnectionStateMachineTests {
         #expect(observed18)
     }
 
-    @Test("a graceful drain refuses new requests UNAVAILABLE and closes after the last call in flight")
+    @Test("a graceful drain refuses new requests UNAVAILABLE, a reused in-flight id as a duplicate, and closes after the last call in flight")
     func drain() throws {
         var machine = handshaken()
         let observed19 = run(&machine, id: 2)
@@ -177,6 +177,9 @@ struct ConnectionStateMachineTests {
         #expect(observed20)
         let observed21 = code(machine.frameReceived(RequestFrame(id: 3, call: Self.call))) == .unavailable
         #expect(observed21)
+        // The id still in flight is refused as a duplicate, not answered UNAVAILABLE under its id.
+        let reused = code(machine.frameReceived(RequestFrame(id: 2, call: Self.call)))
+        #expect(reused == .invalidArgument)
         let observed22 = machine.callFinished(slot: slot)?.closeAfter == true
         #expect(observed22)
         var quiet = handshaken()
