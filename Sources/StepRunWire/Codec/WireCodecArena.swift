@@ -85,6 +85,17 @@ final class EncodeArena {
         return pointer
     }
 
+    /// A protobuf-c repeated message field: one message per element, made by `message`.
+    func list<Element, Message>(
+        _ elements: [Element], of _: Message.Type, _ message: (Element) -> UnsafeMutablePointer<Message>
+    ) -> UnsafeMutablePointer<UnsafeMutablePointer<Message>?> {
+        let list = pointers(to: Message.self, count: elements.count)
+        for (index, element) in elements.enumerated() {
+            list[index] = message(element)
+        }
+        return list
+    }
+
     /// An array of `count` binary values (a protobuf-c repeated bytes field).
     func binaries(count: Int) -> UnsafeMutablePointer<ProtobufCBinaryData> {
         let pointer = allocate(byteCount: MemoryLayout<ProtobufCBinaryData>.stride * max(count, 1))

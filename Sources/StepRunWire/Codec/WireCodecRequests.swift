@@ -79,12 +79,8 @@ extension EncodeArena {
 
     private func transaction(_ operations: [StoreRequest]) -> UnsafeMutablePointer<Steprun__V1__TransactionRequest> {
         let body = self.message(steprun__v1__transaction_request__init)
-        let list = pointers(to: Steprun__V1__TransactionOperation.self, count: operations.count)
-        for (index, operation) in operations.enumerated() {
-            list[index] = transactionOperation(operation)
-        }
         body.pointee.n_operations = operations.count
-        body.pointee.operations = list
+        body.pointee.operations = list(operations, of: Steprun__V1__TransactionOperation.self, transactionOperation)
         return body
     }
 }

@@ -83,12 +83,8 @@ extension EncodeArena {
             return (STEPRUN__V1__RESPONSE__RESULT_COMPLETED_OUTPUTS.rawValue, UnsafeMutableRawPointer(body))
         case .stepRuns(let stepRuns, let next):
             let body = self.message(steprun__v1__completed_step_runs_for_compensation_result__init)
-            let list = pointers(to: Steprun__V1__StepRun.self, count: stepRuns.count)
-            for (index, stepRun) in stepRuns.enumerated() {
-                list[index] = self.stepRun(stepRun)
-            }
             body.pointee.n_step_runs = stepRuns.count
-            body.pointee.step_runs = list
+            body.pointee.step_runs = list(stepRuns, of: Steprun__V1__StepRun.self, stepRun)
             setNext(next, on: body)
             return (STEPRUN__V1__RESPONSE__RESULT_COMPLETED_STEP_RUNS_FOR_COMPENSATION.rawValue, UnsafeMutableRawPointer(body))
         case .statuses(let statuses, let next):
@@ -120,12 +116,8 @@ extension EncodeArena {
             return (STEPRUN__V1__RESPONSE__RESULT_LATEST_ATTEMPT.rawValue, UnsafeMutableRawPointer(body))
         case .attempts(let attempts, let next):
             let body = self.message(steprun__v1__list_attempts_result__init)
-            let list = pointers(to: Steprun__V1__StepAttempt.self, count: attempts.count)
-            for (index, attempt) in attempts.enumerated() {
-                list[index] = stepAttempt(attempt)
-            }
             body.pointee.n_attempts = attempts.count
-            body.pointee.attempts = list
+            body.pointee.attempts = list(attempts, of: Steprun__V1__StepAttempt.self, stepAttempt)
             setNext(next, on: body)
             return (STEPRUN__V1__RESPONSE__RESULT_LIST_ATTEMPTS.rawValue, UnsafeMutableRawPointer(body))
         case .purged(let counts):
