@@ -35,13 +35,10 @@ struct GroupCommitTests {
     private func whileBlocked<T: Sendable>(
         _ pool: PostgresPool, waiting: Int, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let gate = DispatchSemaphore(value: 0)
-        async let blocker: Void = pool.withConnection(deadline: nil) { _ throws(StepRunError) in gate.wait() }
-        #expect(await eventually { pool.statistics.busy == 1 })
+        let hold = await ConnectionHold.hold(pool)
         async let result = body()
-        #expect(await eventually { pool.statistics.waiting >= waiting })
-        gate.signal()
-        try await blocker
+        #expect(await eventually(timeout: .seconds(120)) { pool.statistics.waiting >= waiting })
+        try await hold.release()
         return try await result
     }
 

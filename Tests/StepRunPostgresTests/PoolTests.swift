@@ -63,24 +63,16 @@ struct PoolTests {
         await pool.shutdown()
     }
 
-    /// Holds a pool's connection until `gate` is signalled.
-    private func hold(_ pool: PostgresPool, until gate: DispatchSemaphore) async throws {
-        try await pool.withConnection(deadline: .now.advanced(by: .seconds(60))) { _ throws(StepRunError) in gate.wait() }
-    }
-
     @Test("a full wait queue refuses with RESOURCE_EXHAUSTED")
     func fullQueueIsResourceExhausted() async throws {
         let pool = pool(try TestDatabase.url, size: 1, queue: 2)
-        let gate = DispatchSemaphore(value: 0)
-        async let busy: Void = hold(pool, until: gate)
-        #expect(await eventually { pool.statistics.busy == 1 })
+        let hold = await ConnectionHold.hold(pool, deadline: .now.advanced(by: .seconds(60)))
         async let queued1: Void = sleep(pool, seconds: 0)
         async let queued2: Void = sleep(pool, seconds: 0)
         #expect(await eventually { pool.statistics.waiting == 2 })
         let error = await storeError { try await sleep(pool, seconds: 0) }
         #expect(error?.code == .resourceExhausted)
-        gate.signal()
-        try await busy
+        try await hold.release()
         try await queued1
         try await queued2
         await pool.shutdown()
@@ -89,17 +81,14 @@ struct PoolTests {
     @Test("a call still waiting for a connection at its deadline is DEADLINE_EXCEEDED, without waiting for the connection")
     func waitingPastDeadlineIsDeadlineExceeded() async throws {
         let pool = pool(try TestDatabase.url, size: 1)
-        let gate = DispatchSemaphore(value: 0)
-        async let busy: Void = hold(pool, until: gate)
-        #expect(await eventually { pool.statistics.busy == 1 })
+        let hold = await ConnectionHold.hold(pool, deadline: .now.advanced(by: .seconds(60)))
         let started = ContinuousClock.now
         let error = await storeError { try await sleep(pool, seconds: 0, deadline: .now.advanced(by: .milliseconds(150))) }
         let waited = ContinuousClock.now - started
-        gate.signal()
         #expect(error?.code == .deadlineExceeded)
         // The connection stayed busy throughout: the call failed at its deadline, not when a connection freed up.
         #expect(waited < .seconds(3))
-        try await busy
+        try await hold.release()
         await pool.shutdown()
     }
 
